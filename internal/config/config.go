@@ -1,0 +1,202 @@
+// Package config owns every setting of this repository and the environment
+// variable behind it. Nothing else reads ALT_* variables.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Profiles every layer defines, in promotion order.
+var Profiles = []string{"dev", "staging", "prod"}
+
+// Cluster kinds.
+const (
+	ClusterKind    = "kind"
+	ClusterSim     = "sim"
+	ClusterContext = "context"
+)
+
+// Clusters are the accepted values of ALT_CLUSTER.
+var Clusters = []string{ClusterKind, ClusterSim, ClusterContext}
+
+// Setting is one effective value and where it came from.
+type Setting struct {
+	Env    string // the variable, e.g. ALT_PROFILE
+	Value  string
+	Source string // "default", "environment", or what was detected
+	Doc    string
+}
+
+// Config is the effective configuration of one run.
+type Config struct {
+	Profile     string
+	Cluster     string
+	KubeContext string
+	Src         string
+	Registry    string
+	ToolsDir    string
+	// LayerTimeout is the budget of one layer: deploy and verification.
+	LayerTimeout time.Duration
+	// ForceContext names a non-local kube context that dev may deploy to.
+	ForceContext string
+	// CertManager is auto, on or off: whether 01-foundation deploys
+	// cert-manager and the PKI that needs it.
+	CertManager string
+	// Settings lists every setting in documentation order, for config:show.
+	Settings []Setting
+}
+
+// Env looks a variable up; tests pass a map, targets pass os.LookupEnv.
+type Env func(string) (string, bool)
+
+// Docker reports whether a Docker daemon answers; replaced in tests.
+type Docker func() bool
+
+// Load reads every setting. All problems are reported in one error.
+func Load(env Env, docker Docker) (*Config, error) {
+	c := &Config{}
+	var errs []error
+	get := func(name, def, doc string) Setting {
+		s := Setting{Env: name, Value: def, Source: "default", Doc: doc}
+		if v, ok := env(name); ok && v != "" {
+			s.Value, s.Source = v, "environment"
+		}
+		return s
+	}
+
+	profile := get("ALT_PROFILE", "dev", "profile of every layer: "+strings.Join(Profiles, "|"))
+	if !slices.Contains(Profiles, profile.Value) {
+		errs = append(errs, fmt.Errorf("ALT_PROFILE=%q: unknown profile; expected one of %s", profile.Value, strings.Join(Profiles, ", ")))
+	}
+
+	cluster := get("ALT_CLUSTER", "", "where to deploy: kind (local kind cluster), sim (simulated nodes, no Docker), context (an existing kube context)")
+	if cluster.Value == "" {
+		if docker() {
+			cluster.Value, cluster.Source = ClusterKind, "detected: a Docker daemon answers"
+		} else {
+			cluster.Value, cluster.Source = ClusterSim, "detected: no Docker daemon"
+		}
+	}
+	if !slices.Contains(Clusters, cluster.Value) {
+		errs = append(errs, fmt.Errorf("ALT_CLUSTER=%q: unknown cluster kind; expected one of %s", cluster.Value, strings.Join(Clusters, ", ")))
+	}
+
+	kctx := get("ALT_KUBE_CONTEXT", "", "kube context to deploy to when ALT_CLUSTER=context")
+	if cluster.Value == ClusterContext && kctx.Value == "" {
+		errs = append(errs, errors.New("ALT_KUBE_CONTEXT: required when ALT_CLUSTER=context; set it to a context of your kubeconfig"))
+	}
+	if kctx.Value != "" && cluster.Value != ClusterContext {
+		errs = append(errs, fmt.Errorf("ALT_KUBE_CONTEXT=%q: only used with ALT_CLUSTER=context (ALT_CLUSTER is %q)", kctx.Value, cluster.Value))
+	}
+
+	src := get("ALT_SRC", "../alt", "the Alt source checkout holding the build contexts")
+	if abs, err := filepath.Abs(src.Value); err == nil {
+		src.Value = abs
+	}
+
+	registry := get("ALT_REGISTRY", "", "image registry that staging and prod push to and pull from")
+	if profile.Value != "dev" && registry.Value == "" {
+		errs = append(errs, fmt.Errorf("ALT_REGISTRY: required for ALT_PROFILE=%s (images are pushed there)", profile.Value))
+	}
+
+	tools := get("ALT_TOOLS_DIR", defaultToolsDir(env), "cache of the pinned tools, one folder per tool and version")
+	if !filepath.IsAbs(tools.Value) {
+		errs = append(errs, fmt.Errorf("ALT_TOOLS_DIR=%q: must be an absolute path", tools.Value))
+	}
+
+	timeout := get("ALT_LAYER_TIMEOUT", "5m", "time budget of one layer (deploy and verification), a Go duration")
+	if d, err := time.ParseDuration(timeout.Value); err != nil || d <= 0 {
+		errs = append(errs, fmt.Errorf("ALT_LAYER_TIMEOUT=%q: expected a positive duration such as 5m or 90s", timeout.Value))
+	} else {
+		c.LayerTimeout = d
+	}
+
+	force := get("ALT_FORCE_CONTEXT", "", "the non-local kube context that the dev profile may deploy to (must equal ALT_KUBE_CONTEXT)")
+	certManager := get("ALT_CERT_MANAGER", "auto", "cert-manager and the PKI in 01-foundation: on, off, or auto (off on sim or when its chart repository is unreachable)")
+	if !slices.Contains([]string{"auto", "on", "off"}, certManager.Value) {
+		errs = append(errs, fmt.Errorf("ALT_CERT_MANAGER=%q: expected auto, on or off", certManager.Value))
+	}
+	errs = append(errs, targetErrors(profile.Value, cluster.Value, kctx.Value, force.Value)...)
+
+	c.Profile, c.Cluster, c.KubeContext = profile.Value, cluster.Value, kctx.Value
+	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
+	c.ForceContext, c.CertManager = force.Value, certManager.Value
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
+	}
+	return c, nil
+}
+
+// targetErrors refuses a profile on the wrong kind of cluster: staging and
+// prod never deploy to a local (kind or sim) cluster, and dev never deploys
+// to a real cluster's context unless ALT_FORCE_CONTEXT names it.
+func targetErrors(profile, cluster, kctx, force string) []error {
+	local := cluster == ClusterKind || cluster == ClusterSim || strings.HasPrefix(kctx, "kind-")
+	switch {
+	case profile != "dev" && local:
+		where := "ALT_CLUSTER=" + cluster
+		if cluster == ClusterContext {
+			where = "ALT_KUBE_CONTEXT=" + kctx + " (a kind cluster)"
+		}
+		return []error{fmt.Errorf("ALT_PROFILE=%s refuses %s: staging and prod deploy only to a real cluster (ALT_CLUSTER=context with ALT_KUBE_CONTEXT)", profile, where)}
+	case profile == "dev" && cluster == ClusterContext && !local && force != kctx:
+		return []error{fmt.Errorf("ALT_KUBE_CONTEXT=%q: the dev profile deploys only to kind or sim clusters; to deploy dev to this context anyway set ALT_FORCE_CONTEXT=%s", kctx, kctx)}
+	}
+	return nil
+}
+
+// FromEnvironment loads the configuration of this process.
+func FromEnvironment() (*Config, error) { return Load(os.LookupEnv, DockerAnswers) }
+
+func defaultToolsDir(env Env) string {
+	if v, ok := env("XDG_CACHE_HOME"); ok && v != "" {
+		return filepath.Join(v, "alt-platform", "tools")
+	}
+	if home, ok := env("HOME"); ok && home != "" {
+		return filepath.Join(home, ".cache", "alt-platform", "tools")
+	}
+	return filepath.Join(os.TempDir(), "alt-platform", "tools")
+}
+
+// DockerAnswers pings the Docker daemon (DOCKER_HOST or the default socket)
+// and reports whether it answered within a second.
+func DockerAnswers() bool {
+	sock := "/var/run/docker.sock"
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		if !strings.HasPrefix(h, "unix://") {
+			return false // remote daemons are not used for local clusters
+		}
+		sock = strings.TrimPrefix(h, "unix://")
+	}
+	client := &http.Client{
+		Timeout: time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}},
+	}
+	resp, err := client.Get("http://docker/_ping")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// joinIndented joins errors one per line, indented under a heading.
+func joinIndented(errs []error) error {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "\n  "))
+}

@@ -1,0 +1,182 @@
+package stack
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// LayerCall is the function a Mage layer target calls with its layer's
+// config name; MageGraph finds the layer of a target by this call.
+const LayerCall = "deployLayer"
+
+// Graph is the layer graph as the Mage targets encode it with mg.Deps.
+type Graph struct {
+	// Target maps a layer's config name to its Mage target function.
+	Target map[string]string
+	// Needs maps a layer to the layers its target depends on directly.
+	Needs map[string][]string
+}
+
+// MageGraph reads the Mage target files in dir (magefiles/) and returns the
+// layer graph their mg.Deps / mg.CtxDeps calls encode. The Mage targets are
+// the one place the graph is written; this reads it back for checks, plans
+// and diagrams.
+func MageGraph(dir string) (*Graph, error) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		return nil, err
+	}
+	layerOf := map[string]string{} // func → layer
+	deps := map[string][]string{}   // func → funcs
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Body == nil || fn.Recv != nil {
+				continue
+			}
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				switch fun := call.Fun.(type) {
+				case *ast.SelectorExpr:
+					if x, ok := fun.X.(*ast.Ident); ok && x.Name == "mg" && strings.HasSuffix(fun.Sel.Name, "Deps") {
+						for _, a := range call.Args {
+							if id, ok := a.(*ast.Ident); ok && id.Name != "ctx" {
+								deps[fn.Name.Name] = append(deps[fn.Name.Name], id.Name)
+							}
+						}
+					}
+				case *ast.Ident:
+					if fun.Name == LayerCall && len(call.Args) == 2 {
+						if lit, ok := call.Args[1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							if s, err := strconv.Unquote(lit.Value); err == nil {
+								layerOf[fn.Name.Name] = s
+							}
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	g := &Graph{Target: map[string]string{}, Needs: map[string][]string{}}
+	for fn, layer := range layerOf {
+		if other, dup := g.Target[layer]; dup {
+			return nil, fmt.Errorf("%s: targets %s and %s both deploy layer %q", dir, other, fn, layer)
+		}
+		g.Target[layer] = fn
+		g.Needs[layer] = nil
+		for _, d := range deps[fn] {
+			if dl, ok := layerOf[d]; ok {
+				g.Needs[layer] = append(g.Needs[layer], dl)
+			}
+		}
+		sort.Strings(g.Needs[layer])
+	}
+	return g, nil
+}
+
+// Layers are the graph's layers, sorted.
+func (g *Graph) Layers() []string {
+	var ls []string
+	for l := range g.Needs {
+		ls = append(ls, l)
+	}
+	sort.Strings(ls)
+	return ls
+}
+
+// DependsOn reports whether layer a needs b, directly or through others.
+func (g *Graph) DependsOn(a, b string) bool {
+	seen := map[string]bool{}
+	var walk func(string) bool
+	walk = func(l string) bool {
+		for _, n := range g.Needs[l] {
+			if n == b {
+				return true
+			}
+			if !seen[n] {
+				seen[n] = true
+				if walk(n) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(a)
+}
+
+// Cycle returns one dependency cycle as a path, or nil.
+func (g *Graph) Cycle() []string {
+	const (
+		unseen = iota
+		active
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) []string
+	visit = func(l string) []string {
+		state[l] = active
+		path = append(path, l)
+		for _, n := range g.Needs[l] {
+			switch state[n] {
+			case active:
+				for i, p := range path {
+					if p == n {
+						return append(append([]string{}, path[i:]...), n)
+					}
+				}
+			case unseen:
+				if c := visit(n); c != nil {
+					return c
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		state[l] = done
+		return nil
+	}
+	for _, l := range g.Layers() {
+		if state[l] == unseen {
+			if c := visit(l); c != nil {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// Mermaid renders the graph as a Mermaid flowchart, edges pointing from a
+// layer to the layers that need it, in the given display order.
+func (g *Graph) Mermaid(order []string) string {
+	var b strings.Builder
+	b.WriteString("flowchart LR\n")
+	id := func(l string) string { return strings.ReplaceAll(l, "-", "_") }
+	for _, l := range order {
+		fmt.Fprintf(&b, "  %s[%s]\n", id(l), l)
+	}
+	for _, l := range order {
+		for _, n := range g.Needs[l] {
+			fmt.Fprintf(&b, "  %s --> %s\n", id(n), id(l))
+		}
+	}
+	return b.String()
+}

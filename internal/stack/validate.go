@@ -1,0 +1,249 @@
+package stack
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Problem is one thing wrong with the Skaffold files, located by file and
+// field.
+type Problem struct {
+	File  string // relative to the repository root
+	Field string // e.g. profiles[prod].deploy.helm.releases[alt-backend].chartPath
+	Msg   string // what is wrong and what is expected
+}
+
+func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.File, p.Field, p.Msg) }
+
+// Problems is every problem found; it is an error when not empty.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = "  " + p.String()
+	}
+	return fmt.Sprintf("the stack has %d problem(s):\n%s", len(ps), strings.Join(lines, "\n"))
+}
+
+var imageVar = regexp.MustCompile(`\{\{\s*\.IMAGE_(?:REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN|REPO_NO_DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
+
+// ArtifactVar is the suffix Skaffold gives an image in IMAGE_REPO_x:
+// every character outside [A-Za-z0-9] becomes an underscore.
+func ArtifactVar(image string) string {
+	return regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(image, "_")
+}
+
+// Validate checks the stack against the Mage graph and reports every
+// problem at once (nil when there is none).
+func Validate(s *Stack, g *Graph) error {
+	var ps Problems
+	add := func(file, field, format string, a ...any) {
+		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+
+	seen := map[string]string{}
+	for i, l := range s.Layers {
+		field := fmt.Sprintf("requires[%d]", i)
+		if l.raw.APIVersion == "" || l.raw.Kind != "Config" {
+			add(l.File, "apiVersion/kind", "expected apiVersion skaffold/v4beta13 and kind Config, got %q/%q", l.raw.APIVersion, l.raw.Kind)
+		}
+		if l.Name == "" {
+			add(l.File, "metadata.name", "empty; every layer needs a unique config name (e.g. alt-foundation)")
+		} else if prev, dup := seen[l.Name]; dup {
+			add(l.File, "metadata.name", "%q is also the name of %s (%s); names must be unique", l.Name, prev, field)
+		} else {
+			seen[l.Name] = l.File
+		}
+		if len(l.raw.Requires) > 0 {
+			add(l.File, "requires", "a layer config must not require others; the root %s orders layers and the Mage targets hold the graph", RootFile)
+		}
+		for _, p := range profileNames {
+			if !slices.Contains(l.Profiles, p) {
+				add(l.File, "profiles", "no profile %q; every layer defines %s", p, strings.Join(profileNames, ", "))
+			}
+		}
+		for _, p := range l.Profiles {
+			if !slices.Contains(profileNames, p) {
+				add(l.File, fmt.Sprintf("profiles[%s]", p), "unknown profile; expected only %s (or an env-activated profile)", strings.Join(profileNames, ", "))
+			}
+		}
+		for _, p := range l.Profiles {
+			v, err := l.View(p, nil)
+			if err != nil {
+				continue
+			}
+			ps = append(ps, validateView(s.Repo, v)...)
+		}
+		for name := range l.Conditional {
+			v, err := l.View("dev", func(k string) string { return activationValue(l, name, k) })
+			if err == nil {
+				ps = append(ps, validateView(s.Repo, v)...)
+			}
+		}
+	}
+
+	ps = append(ps, validateGraph(s, g)...)
+	ps = dedupe(ps)
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// activationValue satisfies the activation of profile name, for validating
+// what that profile renders.
+func activationValue(l *Layer, name, key string) string {
+	for _, p := range l.raw.Profiles {
+		if p.Name != name {
+			continue
+		}
+		for _, a := range p.Activation {
+			if k, v, ok := strings.Cut(a.Env, "="); ok && k == key {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func validateView(repo string, v *View) Problems {
+	var ps Problems
+	file := v.Layer.File
+	pf := func(rest string) string { return fmt.Sprintf("profiles[%s].%s", v.Profile, rest) }
+	add := func(field, format string, a ...any) {
+		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+	exists := func(rel string) bool { _, err := os.Stat(filepath.Join(repo, rel)); return err == nil }
+
+	artifacts := map[string]bool{}
+	for _, a := range v.Artifacts {
+		field := pf(fmt.Sprintf("build.artifacts[%s]", a.Image))
+		if a.Image == "" {
+			add(pf("build.artifacts"), "an artifact has no image name")
+			continue
+		}
+		artifacts[ArtifactVar(a.Image)] = false
+		if a.Context == "" {
+			add(field+".context", "empty; expected a folder of the Alt source checkout, e.g. ../../.alt-src/%s", a.Image)
+		}
+	}
+	if len(v.Artifacts) > 0 && v.TagPolicy != "gitCommit" {
+		add(pf("build.tagPolicy"), "%q; every layer uses the one tag policy gitCommit", v.TagPolicy)
+	}
+	if len(v.Artifacts) > 0 && !v.Buildkit {
+		add(pf("build.local.useBuildkit"), "false or unset; builds use BuildKit")
+	}
+	if len(v.Releases) == 0 {
+		add(pf("deploy.helm.releases"), "empty; a layer deploys at least one Helm release")
+	}
+	names := map[string]bool{}
+	for _, r := range v.Releases {
+		field := pf(fmt.Sprintf("deploy.helm.releases[%s]", r.Name))
+		if r.Name == "" {
+			add(pf("deploy.helm.releases"), "a release has no name")
+		}
+		if names[r.Name] {
+			add(field+".name", "release name used twice in this layer")
+		}
+		names[r.Name] = true
+		if r.Namespace == "" {
+			add(field+".namespace", "empty; every release names its namespace (created by 01-foundation)")
+		}
+		if r.CreateNamespace {
+			add(field+".createNamespace", "true; namespaces are created only by 01-foundation")
+		}
+		switch {
+		case r.Chart == "":
+			add(field+".chartPath", "empty; expected a chart folder under charts/ or a remoteChart")
+		case r.Remote && r.Version == "":
+			add(field+".version", "empty; a remoteChart is pinned to an exact version")
+		case !r.Remote && !exists(filepath.Join(r.Chart, "Chart.yaml")):
+			add(field+".chartPath", "%s has no Chart.yaml", r.Chart)
+		}
+		for i, f := range r.ValuesFiles {
+			if !exists(f) {
+				add(fmt.Sprintf("%s.valuesFiles[%d]", field, i), "%s does not exist", f)
+			}
+		}
+		keys := make([]string, 0, len(r.Templates))
+		for k := range r.Templates {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			for _, m := range imageVar.FindAllStringSubmatch(r.Templates[k], -1) {
+				if _, ok := artifacts[m[1]]; !ok {
+					add(fmt.Sprintf("%s.setValueTemplates[%s]", field, k), "%s names no artifact of this layer (artifacts: %s)", m[0], strings.Join(sortedKeys(artifacts), ", "))
+					continue
+				}
+				artifacts[m[1]] = true
+			}
+		}
+	}
+	for _, a := range v.Artifacts {
+		if used, ok := artifacts[ArtifactVar(a.Image)]; ok && !used {
+			add(pf(fmt.Sprintf("build.artifacts[%s]", a.Image)), "not used: no release's setValueTemplates names {{.IMAGE_REPO_%s}}", ArtifactVar(a.Image))
+		}
+	}
+	return ps
+}
+
+func validateGraph(s *Stack, g *Graph) Problems {
+	var ps Problems
+	const mage = "magefiles"
+	add := func(file, field, format string, a ...any) {
+		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+	}
+	pos := map[string]int{}
+	for i, l := range s.Layers {
+		pos[l.Name] = i
+		if _, ok := g.Needs[l.Name]; !ok && l.Name != "" {
+			add(mage, "targets", "no Mage target deploys layer %s (%s); add one that calls %s(ctx, %q)", l.Name, l.File, LayerCall, l.Name)
+		}
+	}
+	for _, l := range g.Layers() {
+		if _, ok := pos[l]; !ok {
+			add(mage, g.Target[l], "deploys layer %q, which %s does not require", l, RootFile)
+		}
+	}
+	if c := g.Cycle(); c != nil {
+		add(mage, "mg.Deps", "the layer graph has a cycle: %s", strings.Join(c, " -> "))
+	}
+	for _, l := range g.Layers() {
+		for _, n := range g.Needs[l] {
+			pl, okl := pos[l]
+			pn, okn := pos[n]
+			if okl && okn && pn > pl {
+				add(RootFile, fmt.Sprintf("requires[%d]", pl), "%s needs %s (Mage target %s), which is required later at requires[%d]; requires must follow the layer graph", l, n, g.Target[l], pn)
+			}
+		}
+	}
+	return ps
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func dedupe(ps Problems) Problems {
+	seen := map[string]bool{}
+	var out Problems
+	for _, p := range ps {
+		if !seen[p.String()] {
+			seen[p.String()] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}
