@@ -1,0 +1,213 @@
+{{/*
+Name of the app: the release name unless overridden (the contract's
+app.kubernetes.io/name is the release name).
+*/}}
+{{- define "service.name" -}}
+{{- default .Release.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of every object: the release name unless overridden.
+*/}}
+{{- define "service.fullname" -}}
+{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "service.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels (never used as selectors).
+*/}}
+{{- define "service.labels" -}}
+helm.sh/chart: {{ include "service.chart" . }}
+{{ include "service.selectorLabels" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: alt
+{{- end }}
+
+{{/*
+Selector labels.
+*/}}
+{{- define "service.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "service.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Image reference; repository and tag are injected by Skaffold and required.
+*/}}
+{{- define "service.image" -}}
+{{- $repo := required (printf "image.repository is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.repository -}}
+{{- $tag := required (printf "image.tag is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.tag -}}
+{{- printf "%s:%s" $repo $tag }}
+{{- end }}
+
+{{/*
+Environment: secretEnv first (so env values can use $(NAME)), then env,
+then the egress proxy settings.
+*/}}
+{{- define "service.env" -}}
+{{- range $name, $ref := .Values.secretEnv }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ required (printf "secretEnv.%s.secret is required" $name) $ref.secret }}
+      key: {{ required (printf "secretEnv.%s.key is required" $name) $ref.key }}
+{{- end }}
+{{- range $name, $value := .Values.env }}
+- name: {{ $name }}
+  value: {{ $value | toString | quote }}
+{{- end }}
+{{- with .Values.egressProxy }}
+{{- if .enabled }}
+{{- $noProxy := printf "%s,$(KUBERNETES_SERVICE_HOST)" .noProxy }}
+{{- range list "HTTP_PROXY" "HTTPS_PROXY" "http_proxy" "https_proxy" }}
+- name: {{ . }}
+  value: {{ $.Values.egressProxy.url | quote }}
+{{- end }}
+{{- range list "NO_PROXY" "no_proxy" }}
+- name: {{ . }}
+  value: {{ $noProxy | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Volume mounts and volumes shared by both modes.
+*/}}
+{{- define "service.volumeMounts" -}}
+{{- if .Values.tmpVolume.enabled }}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
+{{- range $name, $m := .Values.secretMounts }}
+- name: {{ $name }}
+  mountPath: {{ required (printf "secretMounts.%s.mountPath is required" $name) $m.mountPath }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{- define "service.volumes" -}}
+{{- if .Values.tmpVolume.enabled }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.tmpVolume.sizeLimit }}
+{{- end }}
+{{- range $name, $m := .Values.secretMounts }}
+- name: {{ $name }}
+  secret:
+    secretName: {{ required (printf "secretMounts.%s.secret is required" $name) $m.secret }}
+{{- end }}
+{{- end }}
+
+{{/*
+Probe handler for the configured type.
+*/}}
+{{- define "service.probeHandler" -}}
+{{- $p := .probes }}
+{{- if eq $p.type "http" }}
+httpGet:
+  path: {{ .path }}
+  port: {{ $p.port }}
+{{- else }}
+tcpSocket:
+  port: {{ $p.port }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod annotations: Prometheus scraping plus extra annotations.
+*/}}
+{{- define "service.podAnnotations" -}}
+{{- if .Values.metrics.enabled }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ default .Values.containerPort .Values.metrics.port | toString | quote }}
+prometheus.io/path: {{ .Values.metrics.path | quote }}
+{{- end }}
+{{- with .Values.podAnnotations }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The container spec shared by both modes (without probes).
+*/}}
+{{- define "service.container" -}}
+name: {{ include "service.name" . }}
+image: {{ include "service.image" . }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+{{- with .Values.command }}
+command:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.args }}
+args:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $env := include "service.env" . | trim }}
+{{- if $env }}
+env:
+  {{- $env | nindent 2 }}
+{{- end }}
+{{- if gt (int .Values.containerPort) 0 }}
+ports:
+  - name: http
+    containerPort: {{ .Values.containerPort }}
+    protocol: TCP
+  {{- if and .Values.metrics.enabled (gt (int .Values.metrics.port) 0) (ne (int .Values.metrics.port) (int .Values.containerPort)) }}
+  - name: metrics
+    containerPort: {{ .Values.metrics.port }}
+    protocol: TCP
+  {{- end }}
+{{- end }}
+resources:
+  {{- required "resources are required on every container" .Values.resources | toYaml | nindent 2 }}
+securityContext:
+  {{- toYaml .Values.securityContext | nindent 2 }}
+{{- $mounts := include "service.volumeMounts" . | trim }}
+{{- if $mounts }}
+volumeMounts:
+  {{- $mounts | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by both modes.
+*/}}
+{{- define "service.podCommon" -}}
+serviceAccountName: {{ include "service.serviceAccountName" . }}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- $volumes := include "service.volumes" . | trim }}
+{{- if $volumes }}
+volumes:
+  {{- $volumes | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- define "service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}{{ include "service.fullname" . }}{{ else }}default{{ end }}
+{{- end }}
+
+{{/*
+True when the pods need an API token: explicitly, or to reach ownSecret.
+*/}}
+{{- define "service.automountToken" -}}
+{{- if or .Values.serviceAccount.automountToken .Values.ownSecret.name }}true{{ else }}false{{ end }}
+{{- end }}
