@@ -105,7 +105,8 @@ func (r *Runner) run(ctx context.Context, stdout io.Writer, name string, args ..
 	// Kill the whole process group on cancel: skaffold and helm start children.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
-	cmd.WaitDelay = 10 * time.Second
+	// Mage gives targets 5 s after Ctrl-C; stop well within it.
+	cmd.WaitDelay = 3 * time.Second
 
 	c := Cmd{Name: name, Args: args, Env: envDiff(r.Env), Dir: r.Dir}
 	if r.Record != nil {

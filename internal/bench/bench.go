@@ -1,0 +1,153 @@
+// Package bench measures the engine against Skaffold's own run of the root
+// config, on fresh sim clusters, in one run on one machine.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/sim"
+	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/tools"
+	"github.com/alt-platform/orchestration/internal/ui"
+)
+
+// Result is one measured comparison.
+type Result struct {
+	Case     string
+	Ours     time.Duration
+	Skaffold time.Duration
+	Goal     float64 // the ratio ours/skaffold must stay under
+}
+
+// Ratio is ours as a share of Skaffold's time.
+func (r Result) Ratio() float64 { return float64(r.Ours) / float64(r.Skaffold) }
+
+// Run copies the platform twice, starts a fresh sim cluster for each, and
+// times `all` (the Mage binary self, run in one copy) against
+// `skaffold deploy -p dev` of the root config (the other copy) with the same
+// build-artifacts file: cold, then again with nothing changed.
+func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, error) {
+	paths, err := tc.Ensure(ctx, tools.Deploy...)
+	if err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp("", "alt-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	ours, theirs := filepath.Join(work, "engine"), filepath.Join(work, "skaffold")
+	for _, dir := range []string{ours, theirs} {
+		for _, sub := range []string{"skaffold", "charts", "magefiles"} {
+			if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
+				return nil, err
+			}
+		}
+	}
+	r := &run.Runner{}
+	var clusters []*sim.Cluster
+	defer func() {
+		for _, c := range clusters {
+			dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			c.Down(dctx, true)
+			cancel()
+		}
+	}()
+	kubeconfigs := map[string]string{}
+	for _, dir := range []string{ours, theirs} {
+		c := sim.New(dir, tc, r)
+		clusters = append(clusters, c)
+		kc, err := c.Up(ctx)
+		if err != nil {
+			return nil, err
+		}
+		kubeconfigs[dir] = kc
+	}
+
+	s, err := stack.Load(theirs)
+	if err != nil {
+		return nil, err
+	}
+	artifacts := filepath.Join(work, "build-artifacts.json")
+	if err := writeArtifacts(artifacts, s.Images("dev")); err != nil {
+		return nil, err
+	}
+	skaffold := &run.Runner{Dir: theirs, Env: tc.Env(kubeconfigs[theirs], "ALT_CERT_MANAGER=off")}
+	deploySkaffold := func() (time.Duration, error) {
+		step := ui.Start("skaffold deploy -p dev (root config, %d layers in requires order)", len(s.Layers))
+		start := time.Now()
+		err := step.End(skaffold.Run(ctx, paths["skaffold"], "deploy", "-f", stack.RootFile, "-p", "dev", "--build-artifacts", artifacts))
+		return time.Since(start), err
+	}
+	deployOurs := func() (time.Duration, error) {
+		step := ui.Start("all (this engine)")
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, self, "all")
+		cmd.Dir = ours
+		cmd.Env = append(os.Environ(), "ALT_CLUSTER=sim", "ALT_PROFILE=dev", "NO_COLOR=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("all: %w\n%s", err, out)
+		}
+		return time.Since(start), step.End(err)
+	}
+
+	var results []Result
+	for _, c := range []struct {
+		name string
+		goal float64
+	}{{"cold: every layer from empty", 0.60}, {"no-op: nothing changed", 0.05}} {
+		st, err := deploySkaffold()
+		if err != nil {
+			return nil, err
+		}
+		ot, err := deployOurs()
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, Result{Case: c.name, Ours: ot, Skaffold: st, Goal: c.goal})
+	}
+	return results, nil
+}
+
+func writeArtifacts(path string, images []string) error {
+	type build struct {
+		ImageName string `json:"imageName"`
+		Tag       string `json:"tag"`
+	}
+	var builds []build
+	for _, img := range images {
+		builds = append(builds, build{img, img + ":sim"})
+	}
+	b, err := json.Marshal(map[string]any{"builds": builds})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// Markdown renders the results as the table BENCHMARKS.md keeps.
+func Markdown(results []Result) string {
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Measured %s on %s (%s/%s, %d CPUs), fresh sim clusters, profile dev.\n\n",
+		time.Now().UTC().Format("2006-01-02"), host, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	b.WriteString("| case | `all` (this engine) | `skaffold deploy -p dev` (root config) | ratio | goal |\n|---|---|---|---|---|\n")
+	for _, r := range results {
+		verdict := "met"
+		if r.Ratio() > r.Goal {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.1f%% | ≤ %.0f%% (%s) |\n", r.Case, ui.Round(r.Ours), ui.Round(r.Skaffold), 100*r.Ratio(), 100*r.Goal, verdict)
+	}
+	return b.String()
+}

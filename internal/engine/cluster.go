@@ -1,0 +1,94 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/ui"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Cluster is where a run deploys.
+type Cluster interface {
+	// Name is the ALT_CLUSTER kind: kind, sim or context.
+	Name() string
+	// Ensure makes the cluster ready (creating or starting it where this
+	// repository owns it) and returns the path of a kubeconfig whose
+	// current context is that cluster.
+	Ensure(ctx context.Context) (kubeconfig string, err error)
+	// Kubeconfig is that path without ensuring anything; "" when the
+	// cluster does not exist yet.
+	Kubeconfig() string
+}
+
+func newCluster(e *Engine) (Cluster, error) {
+	switch e.Cfg.Cluster {
+	case config.ClusterSim:
+		e.Env["ALT_CERT_MANAGER"] = "off"
+		if e.Cfg.CertManager == "on" {
+			return nil, fmt.Errorf("ALT_CERT_MANAGER=on: a sim cluster cannot serve cert-manager's webhook (no container runs); use auto or off")
+		}
+		return newSimCluster(e), nil
+	case config.ClusterContext:
+		if e.Cfg.CertManager == "off" {
+			e.Env["ALT_CERT_MANAGER"] = "off"
+		}
+		return &contextCluster{repo: e.Repo, name: e.Cfg.KubeContext}, nil
+	default:
+		return nil, fmt.Errorf("ALT_CLUSTER=kind: the kind provider is not built yet (issue 6); use ALT_CLUSTER=sim for a local cluster without Docker, or ALT_CLUSTER=context with ALT_KUBE_CONTEXT")
+	}
+}
+
+// reportCertManager says loudly what was switched off.
+func (e *Engine) reportCertManager() {
+	if e.Env["ALT_CERT_MANAGER"] == "off" {
+		ui.Warn("cert-manager and the PKI (ClusterIssuer alt-ca) are switched off (ALT_CERT_MANAGER=off, %s); nothing in this run gets a certificate from them", e.certManagerWhy())
+	}
+}
+
+func (e *Engine) certManagerWhy() string {
+	if e.Cfg.Cluster == config.ClusterSim {
+		return "a sim cluster serves no webhook and the chart repository is unreachable offline"
+	}
+	return "set by ALT_CERT_MANAGER"
+}
+
+// contextCluster is an existing cluster reached through a kube context. The
+// engine never creates or deletes it; it writes a kubeconfig holding only
+// that context, so hooks and tools cannot reach another cluster.
+type contextCluster struct {
+	repo, name string
+}
+
+func (c *contextCluster) Name() string { return config.ClusterContext }
+
+func (c *contextCluster) Kubeconfig() string {
+	return filepath.Join(c.repo, ".cache", "context", c.name+".kubeconfig")
+}
+
+func (c *contextCluster) Ensure(ctx context.Context) (string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	raw, err := rules.Load()
+	if err != nil {
+		return "", fmt.Errorf("reading kubeconfig (KUBECONFIG or ~/.kube/config): %w", err)
+	}
+	if _, ok := raw.Contexts[c.name]; !ok {
+		return "", fmt.Errorf("ALT_KUBE_CONTEXT=%q: no such context in your kubeconfig (%s)", c.name, rules.GetLoadingPrecedence())
+	}
+	raw.CurrentContext = c.name
+	if err := clientcmdapi.MinifyConfig(raw); err != nil {
+		return "", err
+	}
+	if err := clientcmdapi.FlattenConfig(raw); err != nil {
+		return "", err
+	}
+	path := c.Kubeconfig()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	return path, clientcmd.WriteToFile(*raw, path)
+}

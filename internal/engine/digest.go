@@ -1,0 +1,139 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/alt-platform/orchestration/internal/stack"
+)
+
+// digestVersion changes when what the digest covers changes, so that every
+// layer is redeployed once after such an upgrade.
+const digestVersion = "1"
+
+// Inputs are everything that determines what a layer deploys, each named
+// input with the hash of its content. Two runs with equal inputs render the
+// same objects.
+type Inputs map[string]string
+
+// Digest is the hash of all inputs.
+func (in Inputs) Digest() string {
+	keys := make([]string, 0, len(in))
+	for k := range in {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%s=%s\n", k, in[k])
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Changed names the inputs that differ from old: changed, added or gone.
+func (in Inputs) Changed(old Inputs) []string {
+	var diff []string
+	for k, v := range in {
+		if o, ok := old[k]; !ok {
+			diff = append(diff, k+" (new)")
+		} else if o != v {
+			diff = append(diff, k)
+		}
+	}
+	for k := range old {
+		if _, ok := in[k]; !ok {
+			diff = append(diff, k+" (gone)")
+		}
+	}
+	sort.Strings(diff)
+	return diff
+}
+
+// layerInputs collects the inputs of one layer view: its Skaffold file, the
+// files of every local chart and values file, remote chart pins, the image
+// tags it receives, the profile, the activated conditional profiles and the
+// tool versions.
+func layerInputs(repo string, v *stack.View, images map[string]string, env map[string]string, toolVersions map[string]string) (Inputs, error) {
+	in := Inputs{
+		"engine":  digestVersion,
+		"profile": v.Profile,
+	}
+	add := func(rel string) error {
+		b, err := os.ReadFile(filepath.Join(repo, rel))
+		if err != nil {
+			return err
+		}
+		in["file:"+rel] = hashBytes(b)
+		return nil
+	}
+	if err := add(v.Layer.File); err != nil {
+		return nil, err
+	}
+	for _, r := range v.Releases {
+		if r.Remote {
+			in["chart:"+r.Name] = r.Chart + "@" + r.Version
+		} else if err := filepath.WalkDir(filepath.Join(repo, r.Chart), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(repo, p)
+			return add(rel)
+		}); err != nil {
+			return nil, fmt.Errorf("chart %s of release %s: %w", r.Chart, r.Name, err)
+		}
+		for _, f := range r.ValuesFiles {
+			if err := add(f); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, a := range v.Artifacts {
+		in["image:"+a.Image] = images[a.Image]
+	}
+	for k, val := range env {
+		in["env:"+k] = val
+	}
+	for k, val := range toolVersions {
+		in["tool:"+k] = val
+	}
+	return in, nil
+}
+
+func hashBytes(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])[:16]
+}
+
+// Record is what the cluster keeps about a layer's last verified deploy.
+type Record struct {
+	Digest  string `json:"digest"`
+	Profile string `json:"profile"`
+	Time    string `json:"time"`
+	Inputs  Inputs `json:"inputs"`
+}
+
+func (r Record) encode() string {
+	b, _ := json.Marshal(r)
+	return string(b)
+}
+
+func decodeRecord(s string) (Record, error) {
+	var r Record
+	err := json.Unmarshal([]byte(s), &r)
+	return r, err
+}
+
+// shortList joins at most n names, saying how many more there are.
+func shortList(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}

@@ -1,0 +1,145 @@
+package engine_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFaultsConverge breaks a deployed platform in the ways an operator
+// meets (a release left pending by an interrupted run, a second run while
+// one holds the lock, Ctrl-C in the middle of a layer) and checks that
+// each ends in a clear message and that the next run converges.
+func TestFaultsConverge(t *testing.T) {
+	p := newPlatform(t)
+	if _, err := p.mage(nil, "all"); err != nil {
+		t.Fatalf("cold all: %v", err)
+	}
+
+	t.Run("a second run is refused while another holds the lock", func(t *testing.T) {
+		lease := filepath.Join(t.TempDir(), "lease.yaml")
+		now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
+		os.WriteFile(lease, []byte(`apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata: {name: alt-platform-deploy, namespace: kube-system}
+spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSeconds: 60, renewTime: "`+now+`", acquireTime: "`+now+`"}
+`), 0o644)
+		p.kubectl("apply", "-f", lease)
+		before := p.revisions()
+		out, err := p.mage(nil, "all")
+		if err == nil {
+			t.Fatal("all ran while another run held the lock")
+		}
+		if !strings.Contains(out, `another run is deploying to this cluster: ops@laptop pid 4242 running "all"`) {
+			t.Error("the refusal does not name the other run")
+		}
+		if after := p.revisions(); !equal(before, after) {
+			t.Errorf("a refused run changed releases: %v -> %v", before, after)
+		}
+		p.kubectl("delete", "lease", "alt-platform-deploy", "-n", "kube-system")
+	})
+
+	t.Run("a release left pending is recovered", func(t *testing.T) {
+		// Forge what a run killed in the middle of `helm upgrade` leaves: a
+		// newer revision record in state pending-upgrade.
+		latest := strings.Fields(p.revisions()["alt-apps/alt-backend"])[0]
+		name := "sh.helm.release.v1.alt-backend.v" + latest
+		manifest := p.kubectl("get", "secret", name, "-n", "alt-apps", "-o", "yaml")
+		next := itoa(atoi(latest) + 1)
+		forged := regexp.MustCompile(`(?m)^(\s+)version: "`+latest+`"$`).ReplaceAllString(manifest, `${1}version: "`+next+`"`)
+		forged = regexp.MustCompile(`(?m)^(\s+)status: deployed$`).ReplaceAllString(forged, `${1}status: pending-upgrade`)
+		forged = strings.ReplaceAll(forged, name, "sh.helm.release.v1.alt-backend.v"+next)
+		forged = regexp.MustCompile(`(?m)^\s+(resourceVersion|uid|creationTimestamp):.*\n`).ReplaceAllString(forged, "")
+		f := filepath.Join(t.TempDir(), "pending.yaml")
+		os.WriteFile(f, []byte(forged), 0o644)
+		p.kubectl("create", "-f", f)
+
+		out, err := p.mage(nil, "all")
+		if err != nil {
+			t.Fatalf("all did not recover a pending release: %v", err)
+		}
+		if !strings.Contains(out, "alt-apps/alt-backend was left pending-upgrade") {
+			t.Error("the run does not say what it recovered")
+		}
+		want := all("unchanged")
+		want["alt-core-services"] = "deployed"
+		expect(t, out, want)
+		if st := p.revisions()["alt-apps/alt-backend"]; !strings.HasSuffix(st, "deployed") {
+			t.Errorf("alt-backend is %s", st)
+		}
+	})
+
+	t.Run("Ctrl-C in the middle of a layer", func(t *testing.T) {
+		values := filepath.Join(p.dir, "skaffold", "08-operations", "values", "monitoring.yaml")
+		b, _ := os.ReadFile(values)
+		os.WriteFile(values, append(b, []byte("\n# changed by TestFaultsConverge\n")...), 0o644)
+		cmd := exec.Command(mage(t), "all")
+		cmd.Dir, cmd.Env = p.dir, p.env
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(out.String(), "alt-operations: skaffold deploy") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		t.Logf("interrupted all:\n%s", out.String())
+		if err == nil {
+			t.Fatal("an interrupted run exited 0")
+		}
+		if strings.Contains(out.String(), "cleanup timeout exceeded") {
+			t.Error("the run did not stop within mage's 5 s after Ctrl-C")
+		}
+		got, err := p.mage(nil, "all")
+		if err != nil {
+			t.Fatalf("the run after Ctrl-C did not converge: %v", err)
+		}
+		if a := actions(got)["alt-operations"]; a != "deployed" {
+			t.Errorf("alt-operations after Ctrl-C: %q, want deployed", a)
+		}
+		for rel, st := range p.revisions() {
+			if !strings.HasSuffix(st, "deployed") {
+				t.Errorf("release %s is %s", rel, st)
+			}
+		}
+	})
+}
+
+// syncBuffer is a buffer a running command writes to while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var d []byte
+	for ; n > 0; n /= 10 {
+		d = append([]byte{byte('0' + n%10)}, d...)
+	}
+	return string(d)
+}

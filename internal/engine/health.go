@@ -1,0 +1,393 @@
+package engine
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/aggregator"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/collector"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/event"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/watcher"
+	"sigs.k8s.io/cli-utils/pkg/object"
+)
+
+// HelmRelease is the latest revision Helm recorded of one release.
+type HelmRelease struct {
+	Name, Namespace string
+	Revision        int
+	Status          string // deployed, failed, pending-install, pending-upgrade, ...
+	Objects         []object.ObjMetadata
+}
+
+// Release reads the latest revision of a Helm release from its storage
+// Secrets (sh.helm.release.v1.<name>.v<n>) and lists the objects its
+// manifest holds. It returns nil when the release does not exist.
+func (k *Kube) Release(ctx context.Context, name, namespace string) (*HelmRelease, error) {
+	secrets, err := k.Client.CoreV1().Secrets(namespace).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=" + name})
+	if err != nil {
+		return nil, err
+	}
+	var latest *corev1.Secret
+	best := -1
+	for i := range secrets.Items {
+		v, _ := strconv.Atoi(secrets.Items[i].Labels["version"])
+		if v > best {
+			best, latest = v, &secrets.Items[i]
+		}
+	}
+	if latest == nil {
+		return nil, nil
+	}
+	rel := &HelmRelease{Name: name, Namespace: namespace, Revision: best, Status: latest.Labels["status"]}
+	manifest, err := decodeHelmRelease(latest.Data["release"])
+	if err != nil {
+		return nil, fmt.Errorf("release %s/%s revision %d: %w", namespace, name, best, err)
+	}
+	rel.Objects, err = k.objects(manifest, namespace)
+	return rel, err
+}
+
+// decodeHelmRelease returns the manifest of Helm's stored release record:
+// base64 of gzip of JSON.
+func decodeHelmRelease(data []byte) (string, error) {
+	raw, err := base64.StdEncoding.DecodeString(string(data))
+	if err != nil {
+		return "", err
+	}
+	if len(raw) > 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return "", err
+		}
+		if raw, err = io.ReadAll(zr); err != nil {
+			return "", err
+		}
+	}
+	var rec struct {
+		Manifest string `json:"manifest"`
+	}
+	err = json.Unmarshal(raw, &rec)
+	return rec.Manifest, err
+}
+
+// objects lists the objects of a rendered manifest, namespacing the
+// namespaced ones by the release namespace when they name none.
+func (k *Kube) objects(manifest, namespace string) ([]object.ObjMetadata, error) {
+	var ids []object.ObjMetadata
+	dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(manifest), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if u.Object == nil || u.GetKind() == "" {
+			continue
+		}
+		gvk := u.GroupVersionKind()
+		id := object.ObjMetadata{Name: u.GetName(), Namespace: u.GetNamespace(), GroupKind: gvk.GroupKind()}
+		if m, err := k.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version); err == nil && m.Scope.Name() == meta.RESTScopeNameNamespace {
+			if id.Namespace == "" {
+				id.Namespace = namespace
+			}
+		} else if err == nil {
+			id.Namespace = ""
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// Unhealthy is one object that is not as it should be, and why.
+type Unhealthy struct {
+	ID      object.ObjMetadata
+	Status  string
+	Message string
+}
+
+func (u Unhealthy) String() string {
+	return fmt.Sprintf("%s %s: %s (%s)", u.ID.GroupKind.Kind, nsName(u.ID), u.Status, u.Message)
+}
+
+func nsName(id object.ObjMetadata) string {
+	if id.Namespace == "" {
+		return id.Name
+	}
+	return id.Namespace + "/" + id.Name
+}
+
+// Check reads every object once and returns those that are missing or not
+// Current by kstatus (a Job must also have completed).
+func (k *Kube) Check(ctx context.Context, ids []object.ObjMetadata) ([]Unhealthy, error) {
+	var bad []Unhealthy
+	for _, id := range ids {
+		u, err := k.get(ctx, id)
+		if apierrors.IsNotFound(err) {
+			bad = append(bad, Unhealthy{ID: id, Status: "NotFound", Message: "the object is missing from the cluster"})
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st, msg := objectStatus(u); st != status.CurrentStatus {
+			bad = append(bad, Unhealthy{ID: id, Status: st.String(), Message: msg})
+		}
+	}
+	return bad, nil
+}
+
+func (k *Kube) get(ctx context.Context, id object.ObjMetadata) (*unstructured.Unstructured, error) {
+	m, err := k.Mapper.RESTMapping(id.GroupKind)
+	if err != nil {
+		return nil, err
+	}
+	var ri interface {
+		Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
+	} = k.Dynamic.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		ri = k.Dynamic.Resource(m.Resource).Namespace(id.Namespace)
+	}
+	return ri.Get(ctx, id.Name, metav1.GetOptions{})
+}
+
+// objectStatus is kstatus' verdict, made stricter for Jobs: kstatus calls a
+// started Job Current, a layer is verified only when it has completed.
+func objectStatus(u *unstructured.Unstructured) (status.Status, string) {
+	res, err := status.Compute(u)
+	if err != nil {
+		return status.UnknownStatus, err.Error()
+	}
+	if res.Status == status.CurrentStatus && u.GetKind() == "Job" && u.GroupVersionKind().Group == "batch" && !jobComplete(u) {
+		return status.InProgressStatus, "Job has not completed: " + res.Message
+	}
+	return res.Status, res.Message
+}
+
+func jobComplete(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Complete" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+// Wait watches the objects with kstatus until every one is Current (Jobs
+// complete), one has Failed, or ctx ends. It returns the objects that are
+// not Current at the end.
+func (k *Kube) Wait(ctx context.Context, ids []object.ObjMetadata) ([]Unhealthy, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	set := object.ObjMetadataSet(ids)
+	w := watcher.NewDefaultStatusWatcher(k.Dynamic, k.Mapper)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := w.Watch(wctx, set, watcher.Options{})
+	coll := collector.NewResourceStatusCollector(set)
+	done := coll.ListenWithObserver(events, collector.ObserverFunc(func(c *collector.ResourceStatusCollector, _ event.Event) {
+		var rss []*event.ResourceStatus
+		for _, rs := range c.ResourceStatuses {
+			if rs == nil {
+				return
+			}
+			if rs.Status == status.CurrentStatus && rs.Resource != nil {
+				if st, _ := objectStatus(rs.Resource); st != status.CurrentStatus {
+					return
+				}
+			}
+			if rs.Status == status.FailedStatus {
+				cancel()
+				return
+			}
+			rss = append(rss, rs)
+		}
+		if aggregator.AggregateStatus(rss, status.CurrentStatus) == status.CurrentStatus {
+			cancel()
+		}
+	}))
+	<-done
+	// The final verdict comes from a fresh read, not from the watch cache.
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	return k.Check(rctx, ids)
+}
+
+// Diagnose explains why objects are unhealthy, on one screen: each object's
+// status and conditions, for workloads the reasons of their pods that are
+// not ready and the pods' last events, and the latest warning events.
+func (k *Kube) Diagnose(ctx context.Context, bad []Unhealthy) string {
+	var b strings.Builder
+	for i, u := range bad {
+		if i == 8 {
+			fmt.Fprintf(&b, "   ... and %d more not ready\n", len(bad)-i)
+			break
+		}
+		fmt.Fprintf(&b, "   %s\n", u)
+		obj, err := k.get(ctx, u.ID)
+		if err != nil {
+			continue
+		}
+		conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["status"] != "True" || m["type"] == "Failed" || m["type"] == "ReplicaFailure" {
+				fmt.Fprintf(&b, "     condition %v=%v %v %v\n", m["type"], m["status"], m["reason"], oneLine(fmt.Sprint(m["message"])))
+			}
+		}
+		for _, p := range k.podsOf(ctx, obj) {
+			fmt.Fprintf(&b, "     %s\n", p)
+		}
+		for _, e := range k.events(ctx, u.ID.Namespace, u.ID.Name, 3) {
+			fmt.Fprintf(&b, "     event: %s\n", e)
+		}
+	}
+	return b.String()
+}
+
+// podsOf describes the pods of a workload that are not ready (at most 3).
+func (k *Kube) podsOf(ctx context.Context, obj *unstructured.Unstructured) []string {
+	sel, found, _ := unstructured.NestedMap(obj.Object, "spec", "selector", "matchLabels")
+	if obj.GetKind() == "Job" {
+		sel, found = map[string]any{"job-name": obj.GetName()}, true
+	}
+	if !found || len(sel) == 0 {
+		return nil
+	}
+	var parts []string
+	for k, v := range sel {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+	}
+	sort.Strings(parts)
+	pods, err := k.Client.CoreV1().Pods(obj.GetNamespace()).List(ctx, metav1.ListOptions{LabelSelector: strings.Join(parts, ",")})
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if len(out) == 3 {
+			break
+		}
+		if why := podProblem(&p); why != "" {
+			out = append(out, fmt.Sprintf("pod %s: %s", p.Name, why))
+			for _, e := range k.events(ctx, p.Namespace, p.Name, 2) {
+				out = append(out, "  event: "+e)
+			}
+		}
+	}
+	return out
+}
+
+// podProblem says why a pod is not ready, or "" when it is.
+func podProblem(p *corev1.Pod) string {
+	if p.Status.Phase == corev1.PodSucceeded {
+		return ""
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return ""
+		}
+	}
+	var why []string
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+			why = append(why, fmt.Sprintf("not scheduled: %s %s", c.Reason, oneLine(c.Message)))
+		}
+	}
+	for _, cs := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+		switch {
+		case cs.State.Waiting != nil:
+			why = append(why, fmt.Sprintf("container %s waiting: %s %s", cs.Name, cs.State.Waiting.Reason, oneLine(cs.State.Waiting.Message)))
+		case cs.State.Terminated != nil && cs.State.Terminated.ExitCode != 0:
+			why = append(why, fmt.Sprintf("container %s terminated: %s exit %d %s", cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.ExitCode, oneLine(cs.State.Terminated.Message)))
+		case !cs.Ready:
+			why = append(why, fmt.Sprintf("container %s not ready (restarts %d)", cs.Name, cs.RestartCount))
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, fmt.Sprintf("phase %s, not ready", p.Status.Phase))
+	}
+	return strings.Join(why, "; ")
+}
+
+// events returns the latest events of an object, newest last.
+func (k *Kube) events(ctx context.Context, namespace, name string, n int) []string {
+	if namespace == "" {
+		namespace = metav1.NamespaceDefault
+	}
+	evs, err := k.Client.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+	if err != nil {
+		return nil
+	}
+	sort.Slice(evs.Items, func(i, j int) bool { return eventTime(evs.Items[i]).Before(eventTime(evs.Items[j])) })
+	items := evs.Items
+	if len(items) > n {
+		items = items[len(items)-n:]
+	}
+	var out []string
+	for _, e := range items {
+		out = append(out, fmt.Sprintf("%s %s: %s", e.Type, e.Reason, oneLine(e.Message)))
+	}
+	return out
+}
+
+func eventTime(e corev1.Event) time.Time {
+	if !e.LastTimestamp.IsZero() {
+		return e.LastTimestamp.Time
+	}
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 160 {
+		s = s[:157] + "..."
+	}
+	return s
+}
+
+var _ = schema.GroupKind{}
+
+// RecoverPending removes the record of a release revision that an
+// interrupted run left pending (pending-install, pending-upgrade,
+// pending-rollback): Helm refuses every later operation on such a release.
+// Without the record Helm sees the revision before it (or no release) and
+// the next upgrade adopts the objects the interrupted run created, since
+// they carry this release's ownership annotations. Call it only while
+// holding the deploy lock. It returns what it did, or "".
+func (k *Kube) RecoverPending(ctx context.Context, name, namespace string) (string, error) {
+	hr, err := k.Release(ctx, name, namespace)
+	if err != nil || hr == nil || !strings.HasPrefix(hr.Status, "pending-") {
+		return "", err
+	}
+	secret := fmt.Sprintf("sh.helm.release.v1.%s.v%d", name, hr.Revision)
+	if err := k.Client.CoreV1().Secrets(namespace).Delete(ctx, secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("release %s/%s is %s and its record %s could not be removed: %w", namespace, name, hr.Status, secret, err)
+	}
+	return fmt.Sprintf("release %s/%s was left %s at revision %d by an interrupted run; removed that record (Secret %s) so this run can deploy it", namespace, name, hr.Status, hr.Revision, secret), nil
+}

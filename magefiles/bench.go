@@ -1,0 +1,36 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/alt-platform/orchestration/internal/bench"
+	"github.com/alt-platform/orchestration/internal/engine"
+)
+
+// Bench times `all` against Skaffold's own `skaffold deploy -p dev` of the
+// root config on fresh sim clusters (cold, then nothing changed) and prints
+// the table for BENCHMARKS.md. Reads ALT_TOOLS_DIR.
+func Bench(ctx context.Context) error {
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	tc, err := toolsCache()
+	if err != nil {
+		return err
+	}
+	results, err := bench.Run(ctx, repo, self, tc)
+	if err != nil {
+		return err
+	}
+	fmt.Print(bench.Markdown(results))
+	return nil
+}

@@ -1,0 +1,232 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/tools"
+	"github.com/alt-platform/orchestration/internal/ui"
+	"github.com/magefile/mage/mg"
+)
+
+// eng is the run's engine: config, stack and graph are loaded and checked
+// once, before any target does anything.
+func eng() (*engine.Engine, error) {
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return nil, err
+	}
+	return engine.Shared(repo, mg.Verbose())
+}
+
+var (
+	depthMu sync.Mutex
+	depth   int
+)
+
+// deployLayer deploys one layer with the run's engine.
+func deployLayer(ctx context.Context, layer string) error {
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	return e.Deploy(ctx, layer)
+}
+
+// guard wraps every layer target; call it as `defer guard(&err)()` first
+// thing. It turns a failed dependency (mg.CtxDeps panics) into the target's
+// error: mage runs a dependency once and hands its error only to the first
+// target that waited for it, so without this a second dependant would see
+// success and deploy on top of a failed layer. The outermost target (the
+// one mage was asked for, which finishes last) releases the cluster lock,
+// prints the summary and returns one error naming what failed.
+func guard(err *error) func() {
+	depthMu.Lock()
+	depth++
+	depthMu.Unlock()
+	return func() {
+		if v := recover(); v != nil {
+			*err = fmt.Errorf("%v", v)
+		}
+		depthMu.Lock()
+		depth--
+		last := depth == 0
+		depthMu.Unlock()
+		if last {
+			*err = finish(*err)
+		}
+	}
+}
+
+// finish ends a run: lock released, summary printed, one error.
+func finish(err error) error {
+	e, eerr := eng()
+	if eerr != nil {
+		return eerr
+	}
+	e.Close()
+	results := e.Results(e.RunLayers(os.Args[1:]))
+	engine.PrintSummary(results)
+	if err == nil {
+		return nil
+	}
+	var failed, notStarted []string
+	for _, r := range results {
+		switch r.Action {
+		case engine.Failed:
+			failed = append(failed, r.Layer)
+		case engine.NotStarted:
+			notStarted = append(notStarted, r.Layer)
+		}
+	}
+	if len(failed) == 0 {
+		return err
+	}
+	msg := fmt.Sprintf("failed: %s", strings.Join(failed, ", "))
+	if len(notStarted) > 0 {
+		msg += fmt.Sprintf("; not started: %s", strings.Join(notStarted, ", "))
+	}
+	return fmt.Errorf("%s (the diagnosis is above)", msg)
+}
+
+// Dev deploys every layer to a local cluster: kind when a Docker daemon
+// answers, else the simulated cluster (said loudly). Reads every ALT_*
+// setting (see config:show).
+func Dev(ctx context.Context) error {
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	if cfg.Cluster == config.ClusterSim {
+		ui.Banner("No Docker daemon (or ALT_CLUSTER=sim): deploying to the SIMULATED cluster.",
+			"Its control plane is real; its nodes are simulated and NO CONTAINER RUNS.",
+			"Pods become Ready without running; nothing answers on their ports.")
+	}
+	return All(ctx)
+}
+
+// Graph prints the layer graph (from the mg.Deps of the layer targets) as
+// Mermaid.
+func Graph() error {
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	fmt.Print(e.Graph.Mermaid(e.Stack.Names()))
+	return nil
+}
+
+// Plan says, for each layer in graph order, whether a run would deploy or
+// skip it and why, changing nothing. Reads ALT_PROFILE and ALT_CLUSTER.
+func Plan(ctx context.Context) error {
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	items, err := e.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, it := range items {
+		rows = append(rows, []string{it.Layer, it.Action, strings.Join(it.Needs, ","), it.Reason})
+	}
+	ui.Table([]string{"LAYER", "ACTION", "NEEDS", "WHY"}, rows)
+	return nil
+}
+
+// PlanJSON is plan, machine-readable on stdout.
+func PlanJSON(ctx context.Context) error {
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	items, err := e.Plan(ctx)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(items)
+}
+
+// Validate loads the Skaffold files and the Mage graph and reports every
+// problem, touching no cluster.
+func Validate() error {
+	s := ui.Start("stack: %s, its layers and the Mage graph", stack.RootFile)
+	_, err := eng()
+	return s.End(err)
+}
+
+type Config mg.Namespace
+
+// Show prints every setting, its effective value and where it came from.
+func (Config) Show() error {
+	cfg, err := config.FromEnvironment()
+	var rows [][]string
+	for _, s := range cfg.Settings {
+		v := s.Value
+		if v == "" {
+			v = "(unset)"
+		}
+		rows = append(rows, []string{s.Env, v, s.Source, s.Doc})
+	}
+	ui.Table([]string{"VARIABLE", "VALUE", "FROM", "MEANING"}, rows)
+	return err
+}
+
+type Tools mg.Namespace
+
+// Install builds every pinned tool into the cache (ALT_TOOLS_DIR) unless
+// already there.
+func (Tools) Install(ctx context.Context) error {
+	c, err := toolsCache()
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range tools.All {
+		names = append(names, t.Name)
+	}
+	s := ui.Start("tools in %s", c.Dir)
+	_, err = c.Ensure(ctx, names...)
+	return s.End(err)
+}
+
+// Versions prints each pinned tool, its version and whether it is installed.
+func (Tools) Versions() error {
+	c, err := toolsCache()
+	if err != nil {
+		return err
+	}
+	var rows [][]string
+	for _, t := range tools.All {
+		state := "not installed"
+		if c.Installed(t) {
+			state = c.Path(t)
+		}
+		rows = append(rows, []string{t.Name, t.Version, state})
+	}
+	ui.Table([]string{"TOOL", "PINNED", "INSTALLED"}, rows)
+	return nil
+}
+
+func newRunner() *run.Runner { return &run.Runner{Verbose: mg.Verbose()} }
+
+func toolsCache() (*tools.Cache, error) {
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	return &tools.Cache{Dir: cfg.ToolsDir, Runner: newRunner()}, nil
+}
