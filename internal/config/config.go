@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,6 +53,15 @@ type Config struct {
 	// CertManager is auto, on or off: whether 01-foundation deploys
 	// cert-manager and the PKI that needs it.
 	CertManager string
+	// KindName is the name of the local kind cluster (kube context
+	// kind-<name>, registry container <name>-registry).
+	KindName string
+	// KindRegistryPort is the host port (on 127.0.0.1) of the kind
+	// cluster's local image registry.
+	KindRegistryPort int
+	// KindRecreate allows deleting and recreating a kind cluster (or its
+	// registry) whose configuration has drifted.
+	KindRecreate bool
 	// Settings lists every setting in documentation order, for config:show.
 	Settings []Setting
 }
@@ -125,12 +136,34 @@ func Load(env Env, docker Docker) (*Config, error) {
 	if !slices.Contains([]string{"auto", "on", "off"}, certManager.Value) {
 		errs = append(errs, fmt.Errorf("ALT_CERT_MANAGER=%q: expected auto, on or off", certManager.Value))
 	}
+	kindName := get("ALT_KIND_NAME", "alt", "name of the local kind cluster: kube context kind-<name>, registry container <name>-registry")
+	if !kindNameRE.MatchString(kindName.Value) || len(kindName.Value) > 40 {
+		errs = append(errs, fmt.Errorf("ALT_KIND_NAME=%q: expected lower-case letters, digits, '.' and '-' (at most 40)", kindName.Value))
+	}
+	kindPort := get("ALT_KIND_REGISTRY_PORT", "5001", "host port (127.0.0.1) of the kind cluster's local image registry; dev images are pushed to localhost:<port>")
+	if p, err := strconv.Atoi(kindPort.Value); err != nil || p < 1024 || p > 65535 {
+		errs = append(errs, fmt.Errorf("ALT_KIND_REGISTRY_PORT=%q: expected a port number from 1024 to 65535", kindPort.Value))
+	} else {
+		c.KindRegistryPort = p
+	}
+	kindRecreate := get("ALT_KIND_RECREATE", "", "1: delete and recreate a kind cluster (or its registry) whose configuration has drifted; unset: report the drift and stop")
+	switch kindRecreate.Value {
+	case "", "0", "false":
+	case "1", "true":
+		c.KindRecreate = true
+	default:
+		errs = append(errs, fmt.Errorf("ALT_KIND_RECREATE=%q: expected 1 or 0", kindRecreate.Value))
+	}
+	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
+		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
+	}
 	errs = append(errs, targetErrors(profile.Value, cluster.Value, kctx.Value, force.Value)...)
 
 	c.Profile, c.Cluster, c.KubeContext = profile.Value, cluster.Value, kctx.Value
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager}
+	c.KindName = kindName.Value
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}
@@ -154,6 +187,9 @@ func targetErrors(profile, cluster, kctx, force string) []error {
 	}
 	return nil
 }
+
+// kindNameRE is what kind accepts as a cluster name.
+var kindNameRE = regexp.MustCompile(`^[a-z0-9.-]+$`)
 
 // FromEnvironment loads the configuration of this process.
 func FromEnvironment() (*Config, error) { return Load(os.LookupEnv, DockerAnswers) }

@@ -31,7 +31,10 @@ func (e *Engine) build(ctx context.Context) error {
 	for _, l := range layers {
 		args = append(args, "-m", l)
 	}
-	if e.Cfg.Registry != "" {
+	if r, ok := e.Cluster.(imageRepoer); ok {
+		// The cluster's own registry (kind): push there, nodes pull from it.
+		args = append(args, "--default-repo", r.ImageRepo(), "--push=true")
+	} else if e.Cfg.Registry != "" {
 		args = append(args, "--default-repo", e.Cfg.Registry)
 	}
 	step := ui.Start("build images of %s (skaffold build, BuildKit)", strings.Join(layers, ", "))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/kind"
 	"github.com/alt-platform/orchestration/internal/ui"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -38,10 +39,42 @@ func newCluster(e *Engine) (Cluster, error) {
 			e.Env["ALT_CERT_MANAGER"] = "off"
 		}
 		return &contextCluster{repo: e.Repo, name: e.Cfg.KubeContext}, nil
+	case config.ClusterKind:
+		if e.Cfg.CertManager == "off" {
+			e.Env["ALT_CERT_MANAGER"] = "off"
+		}
+		// Its pre-flight checks the sources of the run's layers, as build does.
+		return kind.FromConfig(e.Repo, e.Cfg, e.Runner, func() error {
+			layers := e.RunLayers(os.Args[1:])
+			if len(layers) == 0 {
+				layers = e.Stack.Names()
+			}
+			return e.CheckSources(layers)
+		}), nil
 	default:
-		return nil, fmt.Errorf("ALT_CLUSTER=kind: the kind provider is not built yet (issue 6); use ALT_CLUSTER=sim for a local cluster without Docker, or ALT_CLUSTER=context with ALT_KUBE_CONTEXT")
+		return nil, fmt.Errorf("ALT_CLUSTER=%q: unknown cluster kind", e.Cfg.Cluster)
 	}
 }
+
+// Optional abilities of a Cluster, which the engine checks for: a
+// pre-flight run before anything slow (prepare), the registry images are
+// pushed to (build), logs exported when a layer fails (Deploy).
+type (
+	preflighter interface {
+		Preflight(ctx context.Context) error
+	}
+	imageRepoer  interface{ ImageRepo() string }
+	logCollector interface {
+		CollectLogs(dir string) (string, error)
+	}
+)
+
+var _ interface {
+	Cluster
+	preflighter
+	imageRepoer
+	logCollector
+} = (*kind.Provider)(nil)
 
 // reportCertManager says loudly what was switched off.
 func (e *Engine) reportCertManager() {

@@ -113,11 +113,21 @@ func Shared(repo string, verbose bool) (*Engine, error) {
 // Prepare does the once-per-run work before the first layer: tools,
 // cluster, lock, images. Later calls return the first call's result.
 func (e *Engine) Prepare(ctx context.Context) error {
-	e.prepareOnce.Do(func() { e.prepareErr = e.prepare(ctx) })
+	e.prepareOnce.Do(func() {
+		// Printed whole, once: a layer's result keeps only its first line.
+		if e.prepareErr = e.prepare(ctx); e.prepareErr != nil {
+			ui.Failure("preparing the run failed", e.prepareErr.Error())
+		}
+	})
 	return e.prepareErr
 }
 
 func (e *Engine) prepare(ctx context.Context) error {
+	if p, ok := e.Cluster.(preflighter); ok {
+		if err := p.Preflight(ctx); err != nil {
+			return err
+		}
+	}
 	step := ui.Start("tools: %s", strings.Join(tools.Deploy, ", "))
 	if _, err := e.Tools.Ensure(ctx, tools.Deploy...); err != nil {
 		step.Fail()
@@ -323,6 +333,13 @@ func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
 	}
 	if res.Detail == "" {
 		res.Detail = firstLine(why.String())
+	}
+	if c, ok := e.Cluster.(logCollector); ok && ctx.Err() == nil {
+		if dir, lerr := c.CollectLogs(""); lerr != nil {
+			fmt.Fprintf(&why, "\ncluster logs: %v", lerr)
+		} else {
+			fmt.Fprintf(&why, "\ncluster logs: %s", dir)
+		}
 	}
 	ui.Failure(fmt.Sprintf("layer %s (%s) failed", name, l.File), why.String())
 	return errors.New(res.Detail)

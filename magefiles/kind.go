@@ -1,0 +1,72 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/kind"
+	"github.com/magefile/mage/mg"
+)
+
+// Kind is the local kind cluster (Docker) and its image registry; the
+// kubeconfig is .cache/kind/kubeconfig, your own kubeconfig is not touched.
+type Kind mg.Namespace
+
+// Create makes the kind cluster and its registry, or reuses them; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE.
+func (Kind) Create(ctx context.Context) error {
+	p, err := kindProvider()
+	if err != nil {
+		return err
+	}
+	if err := p.Preflight(ctx); err != nil {
+		return err
+	}
+	kubeconfig, err := p.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(kubeconfig)
+	return nil
+}
+
+// Delete removes the kind cluster, its registry (and the images in it) and its kubeconfig. Reads ALT_KIND_NAME.
+func (Kind) Delete(ctx context.Context) error {
+	p, err := kindProvider()
+	if err != nil {
+		return err
+	}
+	return p.Delete(ctx, false)
+}
+
+// Reset deletes the kind cluster and creates it again, keeping the registry and its images; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT.
+func (Kind) Reset(ctx context.Context) error {
+	p, err := kindProvider()
+	if err != nil {
+		return err
+	}
+	if err := p.Preflight(ctx); err != nil {
+		return err
+	}
+	kubeconfig, err := p.Reset(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(kubeconfig)
+	return nil
+}
+
+func kindProvider() (*kind.Provider, error) {
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return nil, err
+	}
+	return kind.FromConfig(repo, cfg, newRunner(), nil), nil
+}
