@@ -68,35 +68,13 @@ func guard(err *error) func() {
 	}
 }
 
-// finish ends a run: lock released, summary printed, one error.
+// finish ends a run: lock released, summary printed and kept, one error.
 func finish(err error) error {
 	e, eerr := eng()
 	if eerr != nil {
 		return eerr
 	}
-	e.Close()
-	results := e.Results(e.RunLayers(os.Args[1:]))
-	engine.PrintSummary(results)
-	if err == nil {
-		return nil
-	}
-	var failed, notStarted []string
-	for _, r := range results {
-		switch r.Action {
-		case engine.Failed:
-			failed = append(failed, r.Layer)
-		case engine.NotStarted:
-			notStarted = append(notStarted, r.Layer)
-		}
-	}
-	if len(failed) == 0 {
-		return err
-	}
-	msg := fmt.Sprintf("failed: %s", strings.Join(failed, ", "))
-	if len(notStarted) > 0 {
-		msg += fmt.Sprintf("; not started: %s", strings.Join(notStarted, ", "))
-	}
-	return fmt.Errorf("%s (the diagnosis is above)", msg)
+	return e.Finish(err, os.Args[1:])
 }
 
 // Dev deploys every layer to a local cluster: kind when a Docker daemon

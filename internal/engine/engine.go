@@ -39,10 +39,10 @@ const (
 
 // Result is one layer's outcome.
 type Result struct {
-	Layer    string
-	Action   Action
-	Duration time.Duration
-	Detail   string
+	Layer    string        `json:"layer"`
+	Action   Action        `json:"action"`
+	Duration time.Duration `json:"duration"`
+	Detail   string        `json:"detail"`
 }
 
 // Engine is one run against one cluster.
@@ -488,6 +488,55 @@ func (e *Engine) Results(runLayers []string) []Result {
 		}
 	}
 	return out
+}
+
+// ResultsFile is where the last run's results are kept, relative to the
+// repository (ci reads it for its reports).
+const ResultsFile = ".cache/run/results.json"
+
+// Finish ends a run of the given Mage targets: it releases the lock, prints
+// the summary table, keeps the results in ResultsFile and turns err into
+// one error that names the failed and the not started layers.
+func (e *Engine) Finish(err error, targets []string) error {
+	e.Close()
+	results := e.Results(e.RunLayers(targets))
+	PrintSummary(results)
+	if b, jerr := json.MarshalIndent(results, "", "  "); jerr == nil {
+		path := filepath.Join(e.Repo, ResultsFile)
+		if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+			os.WriteFile(path, b, 0o644)
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	var failed, notStarted []string
+	for _, r := range results {
+		switch r.Action {
+		case Failed:
+			failed = append(failed, r.Layer)
+		case NotStarted:
+			notStarted = append(notStarted, r.Layer)
+		}
+	}
+	if len(failed) == 0 {
+		return err
+	}
+	msg := "failed: " + strings.Join(failed, ", ")
+	if len(notStarted) > 0 {
+		msg += "; not started: " + strings.Join(notStarted, ", ")
+	}
+	return fmt.Errorf("%s (the diagnosis is above)", msg)
+}
+
+// ReadResults reads the results a run kept in the repository at repo.
+func ReadResults(repo string) ([]Result, error) {
+	b, err := os.ReadFile(filepath.Join(repo, ResultsFile))
+	if err != nil {
+		return nil, err
+	}
+	var rs []Result
+	return rs, json.Unmarshal(b, &rs)
 }
 
 // PrintSummary prints the table of results.

@@ -21,6 +21,21 @@ func TestFaultsConverge(t *testing.T) {
 	if _, err := p.mage(nil, "all"); err != nil {
 		t.Fatalf("cold all: %v", err)
 	}
+	// What must survive every fault below: the claims (by UID, so a claim
+	// deleted and made again counts as lost) and the generated secrets.
+	kept := func() string {
+		return p.kubectl("get", "pvc", "-A", "-o", `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.metadata.uid}{"\n"}{end}`) +
+			p.kubectl("get", "secret", "-A", "-l", "app.kubernetes.io/managed-by=Helm", "-o", `jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}={.data}{"\n"}{end}`)
+	}
+	before := kept()
+	if !strings.Contains(before, "alt-database/data-postgres-0=") || !strings.Contains(before, "alt-database/postgres-credentials=") {
+		t.Fatalf("no postgres claim or credentials to watch:\n%s", before)
+	}
+	defer func() {
+		if after := kept(); after != before {
+			t.Errorf("claims or generated secrets changed across the faults:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	}()
 
 	t.Run("a second run is refused while another holds the lock", func(t *testing.T) {
 		lease := filepath.Join(t.TempDir(), "lease.yaml")
