@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -138,19 +139,38 @@ func nsName(id object.ObjMetadata) string {
 
 // Check reads every object once and returns those that are missing or not
 // Current by kstatus (a Job must also have completed).
+// The reads run side by side, a few at a time.
 func (k *Kube) Check(ctx context.Context, ids []object.ObjMetadata) ([]Unhealthy, error) {
+	verdicts := make([]*Unhealthy, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			u, err := k.get(ctx, id)
+			switch {
+			case apierrors.IsNotFound(err):
+				verdicts[i] = &Unhealthy{ID: id, Status: "NotFound", Message: "the object is missing from the cluster"}
+			case err != nil:
+				errs[i] = err
+			default:
+				if st, msg := objectStatus(u); st != status.CurrentStatus {
+					verdicts[i] = &Unhealthy{ID: id, Status: st.String(), Message: msg}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	var bad []Unhealthy
-	for _, id := range ids {
-		u, err := k.get(ctx, id)
-		if apierrors.IsNotFound(err) {
-			bad = append(bad, Unhealthy{ID: id, Status: "NotFound", Message: "the object is missing from the cluster"})
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if st, msg := objectStatus(u); st != status.CurrentStatus {
-			bad = append(bad, Unhealthy{ID: id, Status: st.String(), Message: msg})
+	for _, v := range verdicts {
+		if v != nil {
+			bad = append(bad, *v)
 		}
 	}
 	return bad, nil

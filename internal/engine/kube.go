@@ -47,7 +47,9 @@ func Connect(ctx context.Context, kubeconfig, kubeContext string) (*Kube, error)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
-	cfg.QPS, cfg.Burst = 50, 100
+	// A health check reads every object of a layer; the default client
+	// rate limit (5/s) would make that take seconds.
+	cfg.QPS, cfg.Burst = 300, 600
 	cfg.Timeout = 30 * time.Second
 	k := &Kube{Config: cfg}
 	if k.Client, err = kubernetes.NewForConfig(cfg); err != nil {
