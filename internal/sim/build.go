@@ -5,13 +5,11 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
-	"time"
+
+	"github.com/alt-platform/orchestration/internal/flock"
 
 	"github.com/alt-platform/orchestration/internal/tools"
 )
@@ -41,7 +39,7 @@ func (c *Cluster) provisioner(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "src"), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lockFile(ctx, filepath.Join(dir, ".lock"))
+	unlock, err := flock.Lock(ctx, filepath.Join(dir, ".lock"))
 	if err != nil {
 		return "", err
 	}
@@ -77,28 +75,4 @@ func kubeVersion() string {
 		return ""
 	}
 	return t.Version
-}
-
-// lockFile takes an exclusive flock on path, waiting while ctx allows.
-func lockFile(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("another mage run holds %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }

@@ -31,6 +31,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/flock"
+
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/tools"
 	"github.com/alt-platform/orchestration/internal/ui"
@@ -103,7 +105,7 @@ func (c *Cluster) Up(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
 		return "", fmt.Errorf("sim: %w", err)
 	}
-	unlock, err := lockFile(ctx, l.path(".lock"))
+	unlock, err := flock.Lock(ctx, l.path(".lock"))
 	if err != nil {
 		return "", fmt.Errorf("sim: lock %s: %w", c.Dir, err)
 	}
@@ -410,7 +412,7 @@ func (c *Cluster) Down(ctx context.Context, wipe bool) error {
 		ui.Start("sim cluster in %s", c.Dir).Skip("none")
 		return nil
 	}
-	unlock, err := lockFile(ctx, l.path(".lock"))
+	unlock, err := flock.Lock(ctx, l.path(".lock"))
 	if err != nil {
 		return fmt.Errorf("sim: lock %s: %w", c.Dir, err)
 	}

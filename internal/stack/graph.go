@@ -34,7 +34,7 @@ func MageGraph(dir string) (*Graph, error) {
 		return nil, err
 	}
 	layerOf := map[string]string{} // func → layer
-	deps := map[string][]string{}   // func → funcs
+	deps := map[string][]string{}  // func → funcs
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue

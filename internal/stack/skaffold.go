@@ -5,8 +5,8 @@ package stack
 // the fields that name layers, releases, artifacts, profiles and hooks.
 
 type skaffoldFile struct {
-	APIVersion string     `json:"apiVersion"`
-	Kind       string     `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
 	Metadata   struct {
 		Name string `json:"name"`
 	} `json:"metadata"`

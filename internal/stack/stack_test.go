@@ -69,7 +69,7 @@ profiles:
             valuesFiles: [values/app-prod.yaml]
 `,
 	"skaffold/02-app/values/app-prod.yaml": "replicas: 2\n",
-	"charts/base/Chart.yaml":                "apiVersion: v2\nname: base\nversion: 0.1.0\n",
+	"charts/base/Chart.yaml":               "apiVersion: v2\nname: base\nversion: 0.1.0\n",
 	"magefiles/layers.go": `//go:build mage
 
 package main

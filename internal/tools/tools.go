@@ -10,14 +10,13 @@ package tools
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
+
+	"github.com/alt-platform/orchestration/internal/flock"
 
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/ui"
@@ -186,7 +185,7 @@ func (c *Cache) build(ctx context.Context, t Tool) error {
 	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
 		return err
 	}
-	unlock, err := lock(ctx, filepath.Join(filepath.Dir(bin), ".lock"))
+	unlock, err := flock.Lock(ctx, filepath.Join(filepath.Dir(bin), ".lock"))
 	if err != nil {
 		return err
 	}
@@ -277,30 +276,6 @@ func sameRequirements(have, want string) bool {
 		}
 	}
 	return true
-}
-
-// lock takes an exclusive flock on path, waiting while ctx allows.
-func lock(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("waiting for %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // Env is the controlled environment tools run in: the pinned tools first on
