@@ -115,7 +115,8 @@ func Load(env Env, docker Docker) (*Config, error) {
 	}
 
 	registry := get("ALT_REGISTRY", "", "image registry that staging and prod push to and pull from")
-	if profile.Value != "dev" && registry.Value == "" {
+	knownProfile := slices.Contains(Profiles, profile.Value)
+	if knownProfile && profile.Value != "dev" && registry.Value == "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY: required for ALT_PROFILE=%s (images are pushed there)", profile.Value))
 	}
 
@@ -157,7 +158,10 @@ func Load(env Env, docker Docker) (*Config, error) {
 	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
 	}
-	errs = append(errs, targetErrors(profile.Value, cluster.Value, kctx.Value, force.Value)...)
+	if knownProfile && slices.Contains(Clusters, cluster.Value) {
+		// Only a valid profile on a valid cluster kind can be the wrong match.
+		errs = append(errs, targetErrors(profile.Value, cluster.Value, kctx.Value, force.Value)...)
+	}
 
 	c.Profile, c.Cluster, c.KubeContext = profile.Value, cluster.Value, kctx.Value
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
