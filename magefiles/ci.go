@@ -4,43 +4,31 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"os"
 
-	"github.com/alt-platform/orchestration/internal/ui"
+	"github.com/alt-platform/orchestration/internal/ci"
+	"github.com/alt-platform/orchestration/internal/engine"
 )
 
-// CI is the gate every change passes: static checks, then every test,
-// including the integration tests that deploy to a simulated cluster.
-// Each check prints ✓/✗ and its time; all run even when one fails.
+// CI is the gate every change passes: static checks (vet, unit tests, the
+// stack, helm lint, strict render, policy, references, network flows,
+// skaffold render of every profile), a deploy to a fresh sim cluster from
+// empty and again unchanged, then every test. Writes .cache/ci/junit.xml and,
+// on GitHub Actions, the step summary (GITHUB_STEP_SUMMARY). Reads
+// ALT_TOOLS_DIR.
 func CI(ctx context.Context) error {
-	r := newRunner()
-	type check struct {
-		name string
-		run  func() error
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return err
 	}
-	checks := []check{
-		{"go vet ./...", func() error { return r.Run(ctx, "go", "vet", "./...") }},
-		{"stack: Skaffold files and the Mage graph", func() error { _, err := eng(); return err }},
-		{"go test ./... (integration tests on a sim cluster included)", func() error {
-			// Streamed: the test names and the closing lines belong in the log.
-			rv := *r
-			rv.Verbose = true
-			return rv.Run(ctx, "go", "test", "-count=1", "-timeout=60m", "./...")
-		}},
+	self, err := os.Executable()
+	if err != nil {
+		return err
 	}
-	var failed []error
-	var rows [][]string
-	for _, c := range checks {
-		s := ui.Start("%s", c.name)
-		err := s.End(c.run())
-		state := "ok"
-		if err != nil {
-			state = "FAILED"
-			failed = append(failed, fmt.Errorf("%s: %w", c.name, err))
-		}
-		rows = append(rows, []string{c.name, state, ui.Round(s.Elapsed()).String()})
+	tc, err := toolsCache()
+	if err != nil {
+		return err
 	}
-	ui.Table([]string{"CHECK", "RESULT", "TIME"}, rows)
-	return errors.Join(failed...)
+	return ci.Run(ctx, ci.Options{Repo: repo, Self: self, Tools: tc, Runner: newRunner(),
+		Summary: os.Getenv("GITHUB_STEP_SUMMARY")})
 }

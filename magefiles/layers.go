@@ -30,10 +30,11 @@ func Infrastructure(ctx context.Context) (err error) {
 	return deployLayer(ctx, "alt-infrastructure")
 }
 
-// CoreServices deploys 04-core-services (alt-backend, envoy-proxy) after 02.
+// CoreServices deploys 04-core-services (alt-backend, envoy-proxy) after 02 and 05.
 func CoreServices(ctx context.Context) (err error) {
 	defer guard(&err)()
-	mg.CtxDeps(ctx, Infrastructure)
+	// alt-backend calls auth-service (05) as well as postgres (02).
+	mg.CtxDeps(ctx, Infrastructure, AuthPlatform)
 	return deployLayer(ctx, "alt-core-services")
 }
 

@@ -1,0 +1,135 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/stack"
+)
+
+// lintJob is one `helm lint --strict` of a chart with one list of values
+// files, shared by every release and profile that uses that combination.
+type lintJob struct {
+	chart    string
+	values   []string
+	args     []string
+	releases []string // "release (layer)"
+	profiles []string
+	err      error
+}
+
+var (
+	lintLine     = regexp.MustCompile(`(?m)^\[(ERROR|WARNING)\]\s+(.*)$`)
+	templateFile = regexp.MustCompile(`template: [^/\s]+/((?:charts/[^/\s]+/)*templates/[^:\s]+):(\d+)`)
+)
+
+// Lint runs `helm lint --strict` on every local chart with the values files
+// of every release that uses it, in every given profile; identical
+// chart+values combinations are linted once (with the namespace and image
+// placeholders of the first release that uses them). Remote charts are not
+// linted (they cannot be fetched offline). Every ERROR and WARNING line is
+// a problem naming the chart file it reports.
+func Lint(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profileNames ...string) error {
+	var ps Problems
+	jobs := map[string]*lintJob{}
+	var order []string
+	for _, p := range profileNames {
+		images := artifactImages(s, p)
+		for _, l := range s.Layers {
+			v, err := l.View(p, nil)
+			if err != nil {
+				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
+				continue
+			}
+			for _, rel := range v.Releases {
+				if rel.Remote {
+					continue
+				}
+				key := rel.Chart + "\x00" + strings.Join(rel.ValuesFiles, "\x00")
+				j, ok := jobs[key]
+				if !ok {
+					sets, err := placeholders(rel, images)
+					if err != nil {
+						ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
+						continue
+					}
+					args := []string{"lint", rel.Chart, "--strict", "--quiet", "--namespace", rel.Namespace}
+					for _, f := range rel.ValuesFiles {
+						args = append(args, "--values", f)
+					}
+					for _, kv := range sets {
+						args = append(args, "--set", kv)
+					}
+					j = &lintJob{chart: rel.Chart, values: rel.ValuesFiles, args: args}
+					jobs[key] = j
+					order = append(order, key)
+				}
+				name := fmt.Sprintf("%s (%s)", rel.Name, l.Name)
+				if !contains(j.releases, name) {
+					j.releases = append(j.releases, name)
+				}
+				if !contains(j.profiles, p) {
+					j.profiles = append(j.profiles, p)
+				}
+			}
+		}
+	}
+
+	rr := runner(r, s.Repo)
+	parallel(len(order), func(i int) {
+		j := jobs[order[i]]
+		j.err = rr.Run(ctx, helm, j.args...)
+	})
+
+	for _, key := range order {
+		j := jobs[key]
+		if j.err == nil {
+			continue
+		}
+		obj := fmt.Sprintf("chart %s with values %s (release %s)", j.chart, orNone(j.values), strings.Join(j.releases, ", "))
+		var re *run.Error
+		lines := [][]string{}
+		if errors.As(j.err, &re) {
+			lines = lintLine.FindAllStringSubmatch(re.Output, -1)
+		}
+		if len(lines) == 0 {
+			ps = append(ps, Problem{File: j.chart, Object: obj, Msg: "helm lint failed: " + j.err.Error(), Profiles: j.profiles})
+			continue
+		}
+		for _, m := range lines {
+			file := j.chart
+			msg := m[2]
+			if f, rest, ok := strings.Cut(msg, ": "); ok && !strings.Contains(f, " ") {
+				file = path.Join(j.chart, strings.TrimSuffix(f, "/"))
+				msg = rest
+			}
+			// "template: <chart>/templates/x.yaml:8:22: ...": the file and line.
+			if m := templateFile.FindStringSubmatch(msg); m != nil {
+				file = path.Join(j.chart, m[1]) + ":" + m[2]
+			}
+			ps = append(ps, Problem{File: file, Object: obj, Msg: strings.ToLower(m[1]) + ": " + msg, Profiles: j.profiles})
+		}
+	}
+	return ps.Err()
+}
+
+func orNone(fs []string) string {
+	if len(fs) == 0 {
+		return "(chart defaults only)"
+	}
+	return strings.Join(fs, ", ")
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,278 @@
+// Package ci is the gate every change passes (`mage ci`): a static stage
+// that needs no cluster, a deploy stage on a fresh sim cluster, and every
+// test. Each check prints one line with ✓/✗ and its time; every check runs
+// even when an earlier one failed; the failures are summed up at the end,
+// and the outcome is written as JUnit XML (and a GitHub step summary when
+// GITHUB_STEP_SUMMARY is set).
+package ci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alt-platform/orchestration/internal/check"
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/report"
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/sim"
+	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/tools"
+	"github.com/alt-platform/orchestration/internal/ui"
+)
+
+// Dir holds ci's reports and its deploy stage's copy of the platform,
+// relative to the repository.
+const Dir = ".cache/ci"
+
+// Options are what a ci run needs.
+type Options struct {
+	Repo   string
+	Self   string // the compiled Mage targets, run for the deploy stage
+	Tools  *tools.Cache
+	Runner *run.Runner
+	// Summary is the GitHub step summary file ("" : none).
+	Summary string
+}
+
+type gate struct {
+	o     Options
+	cases []report.Case
+}
+
+// Run runs every stage and returns an error naming every failed check.
+func Run(ctx context.Context, o Options) error {
+	g := &gate{o: o}
+	s, graph, stackErr := loadStack(o.Repo)
+
+	g.stage("static")
+	g.cmd("go vet ./...", "go", "vet", "./...")
+	g.cmd("go test -short ./...", "go", "test", "-short", "-count=1", "./...")
+	g.add("static", "stack: Skaffold files and the Mage graph", func() error { return stackErr })
+	if stackErr == nil {
+		g.static(ctx, s, graph)
+	}
+
+	g.stage("deploy")
+	if stackErr == nil {
+		g.deploy(ctx)
+	}
+
+	g.stage("tests")
+	g.add("tests", "go test ./... (integration tests on sim clusters included)", func() error {
+		r := *o.Runner
+		r.Verbose = true // the test names and closing lines belong in the log
+		return r.Run(ctx, "go", "test", "-count=1", "-timeout=60m", "./...")
+	})
+	return g.finish(graph, s)
+}
+
+func loadStack(repo string) (*stack.Stack, *stack.Graph, error) {
+	s, err := stack.Load(repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, g, stack.Validate(s, g)
+}
+
+func (g *gate) stage(name string) { ui.Info("── %s", name) }
+
+// add runs one check and records it.
+func (g *gate) add(suite, name string, f func() error) error {
+	step := ui.Start("%s", name)
+	err := f()
+	step.End(err)
+	c := report.Case{Suite: suite, Name: name, Duration: step.Elapsed()}
+	if err != nil {
+		c.Failure = err.Error()
+		ui.Failure(name, err.Error())
+	}
+	g.cases = append(g.cases, c)
+	return err
+}
+
+func (g *gate) cmd(name string, command string, args ...string) {
+	g.add("static", name, func() error { return g.o.Runner.Run(context.Background(), command, args...) })
+}
+
+// static runs the checks of internal/check for every profile, each its
+// own line.
+func (g *gate) static(ctx context.Context, s *stack.Stack, graph *stack.Graph) {
+	var paths map[string]string
+	if err := g.add("static", "tools: helm, skaffold", func() (err error) {
+		paths, err = g.o.Tools.Ensure(ctx, "helm", "skaffold")
+		return err
+	}); err != nil {
+		return
+	}
+	start := time.Now()
+	r := *g.o.Runner
+	r.Env = g.o.Tools.Env("")
+	rep, err := check.All(ctx, check.Options{Runner: &r, Stack: s, Graph: graph,
+		Helm: paths["helm"], Skaffold: paths["skaffold"], Profiles: config.Profiles})
+	var failures []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		failures = j.Unwrap()
+	} else if err != nil {
+		failures = []error{err}
+	}
+	claimed := make([]bool, len(failures))
+	if rep != nil {
+		for _, t := range rep.Timings {
+			c := report.Case{Suite: "static", Name: t.Check, Duration: t.Elapsed}
+			for i, f := range failures {
+				if strings.HasPrefix(f.Error(), t.Check+": ") {
+					c.Failure, claimed[i] = f.Error(), true
+				}
+			}
+			mark := "✓"
+			if c.Failure != "" {
+				mark = "✗"
+				ui.Failure(t.Check, c.Failure)
+			}
+			ui.Info("%s %s (%s)", mark, t.Check, ui.Round(t.Elapsed))
+			g.cases = append(g.cases, c)
+		}
+		for _, n := range rep.Notes {
+			ui.Info("note: %v", n)
+		}
+	}
+	for i, f := range failures {
+		if !claimed[i] {
+			g.cases = append(g.cases, report.Case{Suite: "static", Name: "checks", Duration: time.Since(start), Failure: f.Error()})
+			ui.Failure("checks", f.Error())
+		}
+	}
+}
+
+// deploy copies the platform, deploys every layer to a fresh sim cluster
+// from empty, then again (every layer must be unchanged), and tears the
+// cluster down whatever happened.
+func (g *gate) deploy(ctx context.Context) {
+	dir := filepath.Join(g.o.Repo, Dir, "platform")
+	if err := g.add("deploy", "copy the platform to "+filepath.Join(Dir, "platform"), func() error {
+		c := sim.New(dir, g.o.Tools, g.o.Runner)
+		if _, err := os.Stat(c.Dir); err == nil {
+			if err := c.Down(ctx, true); err != nil {
+				return err
+			}
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		for _, sub := range []string{"skaffold", "charts", "magefiles"} {
+			if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(g.o.Repo, sub))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return
+	}
+	defer g.add("deploy", "tear the sim cluster down", func() error {
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		return sim.New(dir, g.o.Tools, g.o.Runner).Down(dctx, true)
+	})
+	for _, pass := range []struct {
+		name string
+		want engine.Action
+	}{{"all from empty", engine.Deployed}, {"all again: every layer unchanged", engine.Unchanged}} {
+		var results []engine.Result
+		g.add("deploy", pass.name, func() error {
+			cmd := exec.CommandContext(ctx, g.o.Self, "all")
+			cmd.Dir = dir
+			cmd.Env = append(os.Environ(), "ALT_CLUSTER=sim", "ALT_PROFILE=dev")
+			out, err := cmd.CombinedOutput()
+			results, _ = engine.ReadResults(dir)
+			if err != nil {
+				return fmt.Errorf("%w\n%s", err, tail(string(out), 60))
+			}
+			var wrong []string
+			for _, r := range results {
+				if r.Action != pass.want {
+					wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
+				}
+			}
+			if len(wrong) > 0 {
+				return fmt.Errorf("want every layer %s, got: %s", pass.want, strings.Join(wrong, ", "))
+			}
+			return nil
+		})
+		for _, r := range results {
+			c := report.Case{Suite: "deploy: " + pass.name, Name: r.Layer, Duration: r.Duration}
+			switch r.Action {
+			case engine.Failed:
+				c.Failure = r.Detail
+			case engine.NotStarted:
+				c.Skipped = "not started: a layer it needs failed"
+			}
+			g.cases = append(g.cases, c)
+		}
+	}
+}
+
+// finish writes the reports and prints the table of checks.
+func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
+	var rows [][]string
+	var failed []string
+	for _, c := range g.cases {
+		state := "ok"
+		switch {
+		case c.Failure != "":
+			state = "FAILED"
+			if !strings.HasPrefix(c.Suite, "deploy: ") {
+				failed = append(failed, c.Name)
+			}
+		case c.Skipped != "":
+			state = "skipped"
+		}
+		rows = append(rows, []string{c.Suite, c.Name, state, ui.Round(c.Duration).String()})
+	}
+	ui.Table([]string{"STAGE", "CHECK", "RESULT", "TIME"}, rows)
+
+	var errs []error
+	junit, err := report.JUnit(g.cases)
+	if err == nil {
+		path := filepath.Join(g.o.Repo, Dir, "junit.xml")
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = os.WriteFile(path, junit, 0o644)
+			ui.Info("JUnit report: %s", path)
+		}
+	}
+	errs = append(errs, err)
+	if g.o.Summary != "" {
+		mermaid := ""
+		if graph != nil && s != nil {
+			mermaid = graph.Mermaid(s.Names())
+		}
+		f, err := os.OpenFile(g.o.Summary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = f.WriteString(report.Summary(g.cases, mermaid))
+			f.Close()
+		}
+		errs = append(errs, err)
+	}
+	if len(failed) > 0 {
+		errs = append(errs, fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, "; ")))
+	}
+	return errors.Join(errs...)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
