@@ -12,8 +12,9 @@ import (
 )
 
 // Bench times `all` against Skaffold's own `skaffold deploy -p dev` of the
-// root config on fresh sim clusters (cold, then nothing changed) and prints
-// the table for BENCHMARKS.md. Reads ALT_TOOLS_DIR.
+// root config on fresh sim clusters (cold, then nothing changed), and ci's
+// static checks against three `skaffold render`s, and prints the table for
+// BENCHMARKS.md. Reads ALT_TOOLS_DIR.
 func Bench(ctx context.Context) error {
 	repo, err := engine.FindRepo()
 	if err != nil {
@@ -27,10 +28,15 @@ func Bench(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	static, err := bench.Static(ctx, repo, tc)
+	if err != nil {
+		return err
+	}
 	results, err := bench.Run(ctx, repo, self, tc)
 	if err != nil {
 		return err
 	}
+	results = append(results, static)
 	fmt.Print(bench.Markdown(results))
 	return nil
 }
