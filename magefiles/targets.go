@@ -107,11 +107,7 @@ func Graph() error {
 // Plan says, for each layer in graph order, whether a run would deploy or
 // skip it and why, changing nothing. Reads ALT_PROFILE and ALT_CLUSTER.
 func Plan(ctx context.Context) error {
-	e, err := eng()
-	if err != nil {
-		return err
-	}
-	items, err := e.Plan(ctx)
+	items, err := plan(ctx)
 	if err != nil {
 		return err
 	}
@@ -125,17 +121,21 @@ func Plan(ctx context.Context) error {
 
 // PlanJSON is plan, machine-readable on stdout.
 func PlanJSON(ctx context.Context) error {
-	e, err := eng()
-	if err != nil {
-		return err
-	}
-	items, err := e.Plan(ctx)
+	items, err := plan(ctx)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(items)
+}
+
+func plan(ctx context.Context) ([]engine.PlanItem, error) {
+	e, err := eng()
+	if err != nil {
+		return nil, err
+	}
+	return e.Plan(ctx)
 }
 
 // Validate loads the Skaffold files and the Mage graph and reports every
