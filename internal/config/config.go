@@ -137,6 +137,9 @@ func Load(env Env, docker Docker) (*Config, error) {
 	if !slices.Contains([]string{"auto", "on", "off"}, certManager.Value) {
 		errs = append(errs, fmt.Errorf("ALT_CERT_MANAGER=%q: expected auto, on or off", certManager.Value))
 	}
+	if certManager.Value == "on" && cluster.Value == ClusterSim {
+		errs = append(errs, fmt.Errorf("ALT_CERT_MANAGER=on: a sim cluster cannot serve cert-manager's webhook (no container runs); use auto or off"))
+	}
 	kindName := get("ALT_KIND_NAME", "alt", "name of the local kind cluster: kube context kind-<name>, registry container <name>-registry")
 	if !kindNameRE.MatchString(kindName.Value) || len(kindName.Value) > 40 {
 		errs = append(errs, fmt.Errorf("ALT_KIND_NAME=%q: expected lower-case letters, digits, '.' and '-' (at most 40)", kindName.Value))

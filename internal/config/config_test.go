@@ -91,6 +91,8 @@ func TestTargetSafety(t *testing.T) {
 		{map[string]string{"ALT_CLUSTER": "context", "ALT_KUBE_CONTEXT": "kind-alt"}, ""},
 		{map[string]string{"ALT_LAYER_TIMEOUT": "soon"}, `ALT_LAYER_TIMEOUT="soon"`},
 		{map[string]string{"ALT_CERT_MANAGER": "maybe"}, `ALT_CERT_MANAGER="maybe"`},
+		{map[string]string{"ALT_CLUSTER": "sim", "ALT_CERT_MANAGER": "on"}, "ALT_CERT_MANAGER=on: a sim cluster cannot serve"},
+		{map[string]string{"ALT_CLUSTER": "context", "ALT_KUBE_CONTEXT": "kind-alt", "ALT_CERT_MANAGER": "on"}, ""},
 	}
 	for _, tt := range tests {
 		_, err := Load(env(tt.env), func() bool { return false })

@@ -142,6 +142,9 @@ func (e *Engine) prepare(ctx context.Context) error {
 	e.kubeconfig = kubeconfig
 	e.Runner.Env = e.Tools.Env(kubeconfig, e.envList()...)
 	if e.kube, err = Connect(ctx, kubeconfig, ""); err != nil {
+		if e.Cfg.Cluster == config.ClusterContext {
+			return fmt.Errorf("ALT_KUBE_CONTEXT=%q: %w", e.Cfg.KubeContext, err)
+		}
 		return err
 	}
 	if e.unlock, err = e.kube.Lock(ctx, Holder(CommandLine())); err != nil {
@@ -258,6 +261,17 @@ func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
 		return nil
 	}
 	step.Skip("deploy: " + d.Reason)
+
+	// Before anything is applied: a chart that does not render fails here,
+	// and the layer's releases and record are left as they are.
+	step = ui.Start("%s: render its charts (helm template)", name)
+	if err := e.renderCheck(ctx, v); err != nil {
+		step.Fail()
+		res.Detail = "its charts do not render; nothing was applied"
+		ui.Failure(fmt.Sprintf("layer %s (%s) failed before deploying", name, l.File), err.Error())
+		return err
+	}
+	step.Done()
 
 	lctx, cancel := context.WithTimeout(ctx, e.budget())
 	defer cancel()

@@ -21,6 +21,9 @@ type Graph struct {
 	Target map[string]string
 	// Needs maps a layer to the layers its target depends on directly.
 	Needs map[string][]string
+	// File maps a layer to the Go file of its target, e.g.
+	// magefiles/layers.go, for messages.
+	File map[string]string
 }
 
 // MageGraph reads the Mage target files in dir (magefiles/) and returns the
@@ -35,6 +38,7 @@ func MageGraph(dir string) (*Graph, error) {
 	}
 	layerOf := map[string]string{} // func → layer
 	deps := map[string][]string{}  // func → funcs
+	fileOf := map[string]string{}  // func → file, e.g. magefiles/layers.go
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -48,6 +52,7 @@ func MageGraph(dir string) (*Graph, error) {
 			if !ok || fn.Body == nil || fn.Recv != nil {
 				continue
 			}
+			fileOf[fn.Name.Name] = filepath.ToSlash(filepath.Join(filepath.Base(dir), filepath.Base(f)))
 			ast.Inspect(fn.Body, func(n ast.Node) bool {
 				call, ok := n.(*ast.CallExpr)
 				if !ok {
@@ -75,12 +80,13 @@ func MageGraph(dir string) (*Graph, error) {
 			})
 		}
 	}
-	g := &Graph{Target: map[string]string{}, Needs: map[string][]string{}}
+	g := &Graph{Target: map[string]string{}, Needs: map[string][]string{}, File: map[string]string{}}
 	for fn, layer := range layerOf {
 		if other, dup := g.Target[layer]; dup {
 			return nil, fmt.Errorf("%s: targets %s and %s both deploy layer %q", dir, other, fn, layer)
 		}
 		g.Target[layer] = fn
+		g.File[layer] = fileOf[fn]
 		g.Needs[layer] = nil
 		for _, d := range deps[fn] {
 			if dl, ok := layerOf[d]; ok {

@@ -23,6 +23,10 @@ const RootFile = "skaffold/skaffold.yaml"
 type Stack struct {
 	Repo   string   // repository root (absolute)
 	Layers []*Layer // in the root's requires order
+
+	// unknown are the fields of the root and layer files that Skaffold
+	// would reject; Validate reports them.
+	unknown Problems
 }
 
 // Layer is one Skaffold config required by the root.
@@ -85,11 +89,11 @@ func Load(repo string) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, err := readFile(repo, RootFile)
+	root, unknown, err := readFile(repo, RootFile)
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{Repo: repo}
+	s := &Stack{Repo: repo, unknown: unknown}
 	var errs []error
 	for i, req := range root.Requires {
 		rel := filepath.Join(filepath.Dir(RootFile), req.Path, "skaffold.yaml")
@@ -97,11 +101,12 @@ func Load(repo string) (*Stack, error) {
 			errs = append(errs, fmt.Errorf("%s: requires[%d].path: empty; expected a layer folder such as 01-foundation", RootFile, i))
 			continue
 		}
-		raw, err := readFile(repo, rel)
+		raw, unknown, err := readFile(repo, rel)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: requires[%d].path: %w", RootFile, i, err))
 			continue
 		}
+		s.unknown = append(s.unknown, unknown...)
 		l := &Layer{Name: raw.Metadata.Name, Dir: filepath.Clean(req.Path), File: rel, raw: *raw, Conditional: map[string]string{}}
 		for _, p := range raw.Profiles {
 			if len(p.Activation) > 0 && !slices.Contains(profileNames, p.Name) {
@@ -124,19 +129,21 @@ func Load(repo string) (*Stack, error) {
 
 var profileNames = []string{"dev", "staging", "prod"}
 
-func readFile(repo, rel string) (*skaffoldFile, error) {
+// readFile parses one Skaffold file and lists the fields Skaffold would
+// reject in it.
+func readFile(repo, rel string) (*skaffoldFile, Problems, error) {
 	b, err := os.ReadFile(filepath.Join(repo, rel))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s: file does not exist", rel)
+			return nil, nil, fmt.Errorf("%s: file does not exist", rel)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	var f skaffoldFile
 	if err := yaml.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("%s: not valid YAML: %v", rel, err)
+		return nil, nil, fmt.Errorf("%s: not valid YAML: %v", rel, err)
 	}
-	return &f, nil
+	return &f, unknownFields(rel, b), nil
 }
 
 // Layer returns the layer with that config name or folder.

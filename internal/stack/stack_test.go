@@ -187,13 +187,25 @@ func TestBrokenRepos(t *testing.T) {
 			want:   []string{"skaffold/skaffold.yaml: requires[0]: alt-app needs alt-base (Mage target App), which is required later at requires[1]"}},
 		{name: "cycle",
 			change: map[string]string{"magefiles/layers.go": strings.Replace(goodRepo["magefiles/layers.go"], "func Base(ctx context.Context) error {\n", "func Base(ctx context.Context) error {\n\tmg.CtxDeps(ctx, App)\n", 1)},
-			want:   []string{"magefiles: mg.Deps: the layer graph has a cycle: alt-app -> alt-base -> alt-app"}},
+			want:   []string{"magefiles/layers.go: App mg.Deps: the layer graph has a cycle: alt-app -> alt-base -> alt-app (the mg.Deps of targets App, Base)"}},
 		{name: "layer without target",
 			change: map[string]string{"magefiles/layers.go": strings.Replace(goodRepo["magefiles/layers.go"], `deployLayer(ctx, "alt-base")`, `nil`, 1)},
 			want:   []string{"magefiles: targets: no Mage target deploys layer alt-base"}},
 		{name: "target for unknown layer",
 			change: map[string]string{"magefiles/layers.go": goodRepo["magefiles/layers.go"] + "\nfunc Extra(ctx context.Context) error { return deployLayer(ctx, \"alt-extra\") }\n"},
-			want:   []string{"magefiles: Extra: deploys layer \"alt-extra\", which skaffold/skaffold.yaml does not require"}},
+			want:   []string{"magefiles/layers.go: Extra: deploys layer \"alt-extra\", which skaffold/skaffold.yaml does not require"}},
+		{name: "unknown field behind a merge key",
+			change: map[string]string{"skaffold/02-app/skaffold.yaml": strings.Replace(goodRepo["skaffold/02-app/skaffold.yaml"], "            valuesFiles: [values/app-prod.yaml]", "            valueFiles: [values/app-prod.yaml]", 1)},
+			want:   []string{"skaffold/02-app/skaffold.yaml: profiles[prod].deploy.helm.releases[app].valueFiles: unknown field; Skaffold (schema skaffold/v4beta13) rejects it; did you mean valuesFiles?"}},
+		{name: "unknown field in a hook",
+			change: map[string]string{"skaffold/02-app/skaffold.yaml": strings.Replace(goodRepo["skaffold/02-app/skaffold.yaml"], "- host: {command:", "- host: {cmd:", 1)},
+			want:   []string{"skaffold/02-app/skaffold.yaml: deploy.helm.hooks.after[0].host.cmd: unknown field"}},
+		{name: "values file that is not YAML",
+			change: map[string]string{"skaffold/01-base/values/base.yaml": "a: [1\n"},
+			want:   []string{"skaffold/01-base/values/base.yaml: content: not valid YAML (release base reads it)"}},
+		{name: "values file no profile reads",
+			change: map[string]string{"skaffold/01-base/values/base-qa.yaml": "{}\n"},
+			want:   []string{"skaffold/01-base/values/base-qa.yaml: valuesFiles: no release of skaffold/01-base/skaffold.yaml reads it"}},
 		{name: "every problem at once",
 			change: map[string]string{"charts/base/Chart.yaml": "", "skaffold/02-app/values/app-prod.yaml": ""},
 			want:   []string{"chartPath: charts/base has no Chart.yaml", "valuesFiles[0]: skaffold/02-app/values/app-prod.yaml does not exist"}},
@@ -221,6 +233,22 @@ func TestBrokenRepos(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Fields Skaffold accepts but the stack model does not read pass.
+func TestValidSkaffoldFieldsPass(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range goodRepo {
+		files[k] = v
+	}
+	files["skaffold/01-base/skaffold.yaml"] = strings.Replace(goodRepo["skaffold/01-base/skaffold.yaml"], "        valuesFiles: [values/base.yaml]\n",
+		"        valuesFiles: [values/base.yaml]\n        skipBuildDependencies: true\n        wait: true\n        upgradeOnChange: true\n    flags: {upgrade: [--atomic]}\n  kubectl: {flags: {apply: [--server-side]}}\n  statusCheckDeadlineSeconds: 60\nportForward:\n  - {resourceType: service, resourceName: base, port: 80}\nmanifests:\n  rawYaml: [k8s/*.yaml]\n", 1)
+	if files["skaffold/01-base/skaffold.yaml"] == goodRepo["skaffold/01-base/skaffold.yaml"] {
+		t.Fatal("the test's change did not apply")
+	}
+	if msg := check(t, writeRepo(t, files)); msg != "" {
+		t.Errorf("valid Skaffold fields were reported:\n%s", msg)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"sigs.k8s.io/yaml"
 )
 
 // Problem is one thing wrong with the Skaffold files, located by file and
@@ -47,6 +49,7 @@ func Validate(s *Stack, g *Graph) error {
 		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
 	}
 
+	ps = append(ps, s.unknown...)
 	seen := map[string]string{}
 	for i, l := range s.Layers {
 		field := fmt.Sprintf("requires[%d]", i)
@@ -86,6 +89,7 @@ func Validate(s *Stack, g *Graph) error {
 				ps = append(ps, validateView(s.Repo, v)...)
 			}
 		}
+		ps = append(ps, unusedValues(s.Repo, l)...)
 	}
 
 	ps = append(ps, validateGraph(s, g)...)
@@ -169,6 +173,14 @@ func validateView(repo string, v *View) Problems {
 		for i, f := range r.ValuesFiles {
 			if !exists(f) {
 				add(fmt.Sprintf("%s.valuesFiles[%d]", field, i), "%s does not exist", f)
+				continue
+			}
+			// Named by the file, not the profile: dedupe reports it once.
+			if b, err := os.ReadFile(filepath.Join(repo, f)); err == nil {
+				var values map[string]any
+				if err := yaml.Unmarshal(b, &values); err != nil {
+					ps = append(ps, Problem{File: f, Field: "content", Msg: fmt.Sprintf("not valid YAML (release %s reads it): %v", r.Name, err)})
+				}
 			}
 		}
 		keys := make([]string, 0, len(r.Templates))
@@ -194,6 +206,57 @@ func validateView(repo string, v *View) Problems {
 	return ps
 }
 
+// unusedValues reports the files of a layer's values/ folder that no
+// release of a profile the platform deploys (dev, staging, prod, or an
+// env-activated one) reads: a values file for a profile that does not
+// exist, or dead weight that no run renders.
+func unusedValues(repo string, l *Layer) Problems {
+	dir := filepath.Join(filepath.Dir(RootFile), l.Dir, "values")
+	entries, err := os.ReadDir(filepath.Join(repo, dir))
+	if err != nil {
+		return nil
+	}
+	used := map[string]bool{}
+	onlyBy := map[string][]string{} // file → unknown profiles whose releases read it
+	addView := func(v *View, known bool) {
+		for _, r := range v.Releases {
+			for _, f := range r.ValuesFiles {
+				if known {
+					used[f] = true
+				} else if !slices.Contains(onlyBy[f], v.Profile) {
+					onlyBy[f] = append(onlyBy[f], v.Profile)
+				}
+			}
+		}
+	}
+	for _, p := range l.Profiles {
+		if v, err := l.View(p, nil); err == nil {
+			addView(v, slices.Contains(profileNames, p))
+		}
+	}
+	for name := range l.Conditional {
+		if v, err := l.View("dev", func(k string) string { return activationValue(l, name, k) }); err == nil {
+			addView(v, true)
+		}
+	}
+	var ps Problems
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		f := filepath.Join(dir, e.Name())
+		switch {
+		case used[f]:
+		case len(onlyBy[f]) > 0:
+			ps = append(ps, Problem{File: f, Field: "valuesFiles", Msg: fmt.Sprintf("read only by profile %s of %s, which is not a profile of the platform (%s)", strings.Join(onlyBy[f], ", "), l.File, strings.Join(profileNames, ", "))})
+		default:
+			ps = append(ps, Problem{File: f, Field: "valuesFiles", Msg: fmt.Sprintf("no release of %s reads it in any profile (%s); delete it, or name it in a release's valuesFiles", l.File, strings.Join(profileNames, ", "))})
+		}
+	}
+	return ps
+}
+
 func validateGraph(s *Stack, g *Graph) Problems {
 	var ps Problems
 	const mage = "magefiles"
@@ -207,13 +270,23 @@ func validateGraph(s *Stack, g *Graph) Problems {
 			add(mage, "targets", "no Mage target deploys layer %s (%s); add one that calls %s(ctx, %q)", l.Name, l.File, LayerCall, l.Name)
 		}
 	}
+	fileOf := func(l string) string {
+		if f := g.File[l]; f != "" {
+			return f
+		}
+		return mage
+	}
 	for _, l := range g.Layers() {
 		if _, ok := pos[l]; !ok {
-			add(mage, g.Target[l], "deploys layer %q, which %s does not require", l, RootFile)
+			add(fileOf(l), g.Target[l], "deploys layer %q, which %s does not require", l, RootFile)
 		}
 	}
 	if c := g.Cycle(); c != nil {
-		add(mage, "mg.Deps", "the layer graph has a cycle: %s", strings.Join(c, " -> "))
+		targets := make([]string, len(c)-1)
+		for i, l := range c[:len(c)-1] {
+			targets[i] = g.Target[l]
+		}
+		add(fileOf(c[0]), g.Target[c[0]]+" mg.Deps", "the layer graph has a cycle: %s (the mg.Deps of targets %s)", strings.Join(c, " -> "), strings.Join(targets, ", "))
 	}
 	for _, l := range g.Layers() {
 		for _, n := range g.Needs[l] {

@@ -170,7 +170,7 @@ func (c *Cache) Ensure(ctx context.Context, names ...string) (map[string]string,
 		}
 	}
 	for _, t := range missing {
-		step := ui.Start("build %s %s (first time only; minutes for the Kubernetes binaries)", t.Name, t.Version)
+		step := ui.Start("build %s %s: not in the cache or damaged (minutes for the Kubernetes binaries)", t.Name, t.Version)
 		if err := step.End(c.build(ctx, t)); err != nil {
 			return nil, fmt.Errorf("tools: build %s %s into %s: %w", t.Name, t.Version, c.Path(t), err)
 		}

@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/stack"
+)
+
+// renderCheck renders every local chart of a layer with `helm template`,
+// with the values files and image values Skaffold would pass, before the
+// layer's deploy touches anything. Skaffold installs a layer's releases side
+// by side, so a chart that does not render (a values file its
+// values.schema.json rejects, a template error, a values.yaml that is not
+// YAML) would fail its own release while its siblings get new revisions,
+// and the layer's record would be dropped. Failing here names the layer
+// file, the release, its chart and values files, and Helm's reason (the
+// template and line, or the schema property), and nothing is applied.
+//
+// Rendering is offline: `lookup` sees no objects, and remote charts (not
+// reachable offline; Skaffold fetches them) are not rendered here.
+func (e *Engine) renderCheck(ctx context.Context, v *stack.View) error {
+	vars := e.templateVars(v)
+	errs := make([]error, len(v.Releases))
+	var wg sync.WaitGroup
+	for i, r := range v.Releases {
+		if r.Remote {
+			continue
+		}
+		wg.Go(func() { errs[i] = e.renderRelease(ctx, v, r, vars) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Release, vars map[string]string) error {
+	args := []string{"template", r.Name, filepath.Join(e.Repo, r.Chart), "--namespace", r.Namespace}
+	for _, f := range r.ValuesFiles {
+		args = append(args, "--values", filepath.Join(e.Repo, f))
+	}
+	keys := make([]string, 0, len(r.Templates))
+	for k := range r.Templates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "--set", k+"="+expandTemplate(r.Templates[k], vars))
+	}
+	if _, err := e.Runner.Output(ctx, "helm", args...); err != nil {
+		why := err.Error()
+		var re *run.Error
+		if errors.As(err, &re) && strings.TrimSpace(re.Output) != "" {
+			why = strings.TrimSpace(re.Output)
+		}
+		values := "no values file"
+		if len(r.ValuesFiles) > 0 {
+			values = "values " + strings.Join(r.ValuesFiles, ", ")
+		}
+		return fmt.Errorf("%s: profiles[%s].deploy.helm.releases[%s]: chart %s does not render with %s; nothing of layer %s was applied:\n%s",
+			v.Layer.File, v.Profile, r.Name, r.Chart, values, v.Layer.Name, indent(why, "    "))
+	}
+	return nil
+}
+
+// templateVars are the variables Skaffold gives setValueTemplates for the
+// layer's images (IMAGE_REPO_x, IMAGE_TAG_x, ...) and the run's environment.
+func (e *Engine) templateVars(v *stack.View) map[string]string {
+	vars := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, val, ok := strings.Cut(kv, "="); ok {
+			vars[k] = val
+		}
+	}
+	for k, val := range e.Env {
+		vars[k] = val
+	}
+	for _, a := range v.Artifacts {
+		ref := e.images[a.Image]
+		if ref == "" {
+			ref = a.Image
+		}
+		repo, tag, digest := splitImage(ref)
+		domain, path := "", repo
+		if d, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(d, ".:") || d == "localhost") {
+			domain, path = d, rest
+		}
+		sfx := stack.ArtifactVar(a.Image)
+		vars["IMAGE_REPO_"+sfx] = repo
+		vars["IMAGE_TAG_"+sfx] = tag
+		vars["IMAGE_DIGEST_"+sfx] = digest
+		vars["IMAGE_FULLY_QUALIFIED_"+sfx] = ref
+		vars["IMAGE_DOMAIN_"+sfx] = domain
+		vars["IMAGE_REPO_NO_DOMAIN_"+sfx] = path
+	}
+	return vars
+}
+
+// splitImage splits repo[:tag][@digest].
+func splitImage(ref string) (repo, tag, digest string) {
+	repo, digest, _ = strings.Cut(ref, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo, tag = repo[:i], repo[i+1:]
+	}
+	return repo, tag, digest
+}
+
+var templateVar = regexp.MustCompile(`\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}`)
+
+// expandTemplate replaces {{.NAME}} by its variable; anything else (sprig
+// functions, pipelines) is left for Skaffold, so the check never fails on
+// what it does not evaluate.
+func expandTemplate(s string, vars map[string]string) string {
+	return templateVar.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := vars[templateVar.FindStringSubmatch(m)[1]]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n")
+}
