@@ -179,10 +179,14 @@ func (g *gate) deploy(ctx context.Context) {
 	}); err != nil {
 		return
 	}
-	defer g.add("deploy", "tear the sim cluster down", func() error {
+	defer g.add("deploy", "tear the sim cluster down (its logs kept in "+filepath.Join(Dir, "sim-logs")+")", func() error {
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		return sim.New(dir, g.o.Tools, g.o.Runner).Down(dctx, true)
+		c := sim.New(dir, g.o.Tools, g.o.Runner)
+		logs := filepath.Join(g.o.Repo, Dir, "sim-logs")
+		os.RemoveAll(logs)
+		copyErr := os.CopyFS(logs, os.DirFS(filepath.Join(c.Dir, "logs")))
+		return errors.Join(c.Down(dctx, true), copyErr)
 	})
 	for _, pass := range []struct {
 		name string

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +14,11 @@ import (
 )
 
 // TestFaultsConverge breaks a deployed platform in the ways an operator
-// meets (a release left pending by an interrupted run, a second run while
-// one holds the lock, Ctrl-C in the middle of a layer) and checks that
-// each ends in a clear message and that the next run converges.
+// meets (a second run while one holds the lock, a release left pending by
+// an interrupted run, Ctrl-C in the middle of a layer, the API server
+// killed in the middle of a layer, the deploy tools deleted from the cache)
+// and checks that each ends in a clear message and that the next run
+// converges, with every claim and generated secret kept.
 func TestFaultsConverge(t *testing.T) {
 	p := newPlatform(t)
 	if _, err := p.mage(nil, "all"); err != nil {
@@ -128,6 +131,89 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 			}
 		}
 	})
+
+	t.Run("the API server killed in the middle of a layer", func(t *testing.T) {
+		values := filepath.Join(p.dir, "skaffold", "07-processing", "values", "tag-generator.yaml")
+		b, _ := os.ReadFile(values)
+		os.WriteFile(values, append(b, []byte("\n# changed by TestFaultsConverge (API server)\n")...), 0o644)
+		cmd := exec.Command(mage(t), "all")
+		cmd.Dir, cmd.Env = p.dir, p.env
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(out.String(), "alt-processing: skaffold deploy") && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(time.Second)
+		pid, err := os.ReadFile(filepath.Join(p.dir, ".cache", "sim", "pids", "kube-apiserver.pid"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The pid file holds the pid, then its start time.
+		if err := syscall.Kill(atoi(strings.Fields(string(pid))[0]), syscall.SIGKILL); err != nil {
+			t.Fatalf("kill kube-apiserver: %v", err)
+		}
+		err = cmd.Wait()
+		t.Logf("all with the API server killed:\n%s", out.String())
+		if err == nil {
+			t.Fatal("a run whose API server died exited 0")
+		}
+		if !strings.Contains(out.String(), "layer alt-processing") {
+			t.Error("the failure does not name the layer")
+		}
+		got, err := p.mage(nil, "all")
+		if err != nil {
+			t.Fatalf("the run after the API server died did not converge: %v", err)
+		}
+		if a := actions(got)["alt-processing"]; a != "deployed" {
+			t.Errorf("alt-processing after the API server died: %q, want deployed", a)
+		}
+		for rel, st := range p.revisions() {
+			if !strings.HasSuffix(st, "deployed") {
+				t.Errorf("release %s is %s", rel, st)
+			}
+		}
+	})
+
+	t.Run("the deploy tools deleted from the cache between two runs", func(t *testing.T) {
+		// A private cache: every tool hard-linked from the real one but
+		// helm and skaffold, which the next run must build again.
+		cache := t.TempDir()
+		err := filepath.WalkDir(p.tc.Dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(p.tc.Dir, path)
+			top := strings.SplitN(rel, string(filepath.Separator), 2)[0]
+			if strings.HasPrefix(top, "helm-v") || strings.HasPrefix(top, "skaffold-v") || top == "src" {
+				if d.IsDir() && rel == top {
+					return filepath.SkipDir
+				}
+			}
+			dst := filepath.Join(cache, rel)
+			if d.IsDir() {
+				return os.MkdirAll(dst, 0o755)
+			}
+			return os.Link(path, dst)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := p.mage([]string{"ALT_TOOLS_DIR=" + cache}, "all")
+		if err != nil {
+			t.Fatalf("all with helm and skaffold gone from the cache: %v", err)
+		}
+		for _, want := range []string{"build helm v3.22.0", "build skaffold v2.16.1"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the run does not say %q", want)
+			}
+		}
+		expect(t, out, all("unchanged"))
+	})
+
 }
 
 // syncBuffer is a buffer a running command writes to while the test reads.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	coordv1 "k8s.io/api/coordination/v1"
@@ -144,7 +147,7 @@ func (k *Kube) Lock(ctx context.Context, holder string) (release func(), err err
 		if gerr != nil {
 			return nil, gerr
 		}
-		if heldBy(cur) != "" {
+		if heldBy(cur) != "" && !deadHere(heldBy(cur)) {
 			return nil, fmt.Errorf("another run is deploying to this cluster: %s (lock: Lease %s/%s, renewed %s ago); wait for it to finish, or if it is gone the lock expires %s after its last renewal",
 				heldBy(cur), stateNamespace, lockLease, time.Since(cur.Spec.RenewTime.Time).Round(time.Second), lockDuration)
 		}
@@ -200,6 +203,21 @@ func heldBy(l *coordv1.Lease) string {
 		return ""
 	}
 	return *l.Spec.HolderIdentity
+}
+
+var holderRE = regexp.MustCompile(`^[^@]*@(\S+) pid (\d+) `)
+
+// deadHere reports whether a lock holder is a run on this machine whose
+// process is gone (killed, or stopped with its API server down so it could
+// not release the lock): its lock need not be waited out.
+func deadHere(holder string) bool {
+	m := holderRE.FindStringSubmatch(holder)
+	host, _ := os.Hostname()
+	if m == nil || m[1] != host {
+		return false
+	}
+	pid, err := strconv.Atoi(m[2])
+	return err == nil && pid > 0 && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
 // Holder describes this run for the lock: who, where, what, since when.
