@@ -5,10 +5,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/alt-platform/orchestration/internal/bench"
-	"github.com/alt-platform/orchestration/internal/engine"
 )
 
 // Bench times `all` against Skaffold's own `skaffold deploy -p dev` of the
@@ -16,15 +14,7 @@ import (
 // static checks against three `skaffold render`s, and prints the table for
 // BENCHMARKS.md. Reads ALT_TOOLS_DIR.
 func Bench(ctx context.Context) error {
-	repo, err := engine.FindRepo()
-	if err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	tc, err := toolsCache()
+	repo, self, tc, err := repoSelfTools()
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/alt-platform/orchestration/internal/ci"
-	"github.com/alt-platform/orchestration/internal/engine"
 )
 
 // CI is the gate every change passes: static checks (vet, unit tests, the
@@ -17,15 +16,7 @@ import (
 // on GitHub Actions, the step summary (GITHUB_STEP_SUMMARY). Reads
 // ALT_TOOLS_DIR.
 func CI(ctx context.Context) error {
-	repo, err := engine.FindRepo()
-	if err != nil {
-		return err
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	tc, err := toolsCache()
+	repo, self, tc, err := repoSelfTools()
 	if err != nil {
 		return err
 	}

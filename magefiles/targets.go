@@ -201,6 +201,19 @@ func (Tools) Versions() error {
 
 func newRunner() *run.Runner { return &run.Runner{Verbose: mg.Verbose()} }
 
+// repoSelfTools are what targets that run these targets again in a copy of
+// the platform need: the repository, this compiled Mage binary, the tools.
+func repoSelfTools() (repo, self string, tc *tools.Cache, err error) {
+	if repo, err = engine.FindRepo(); err != nil {
+		return
+	}
+	if self, err = os.Executable(); err != nil {
+		return
+	}
+	tc, err = toolsCache()
+	return
+}
+
 func toolsCache() (*tools.Cache, error) {
 	cfg, err := config.FromEnvironment()
 	if err != nil {

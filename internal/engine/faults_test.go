@@ -97,18 +97,7 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 		values := filepath.Join(p.dir, "skaffold", "08-operations", "values", "monitoring.yaml")
 		b, _ := os.ReadFile(values)
 		os.WriteFile(values, append(b, []byte("\n# changed by TestFaultsConverge\n")...), 0o644)
-		cmd := exec.Command(mage(t), "all")
-		cmd.Dir, cmd.Env = p.dir, p.env
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(out.String(), "alt-operations: skaffold deploy") && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(1500 * time.Millisecond)
+		out, cmd := p.allUntil(t, "alt-operations: skaffold deploy", 1500*time.Millisecond)
 		cmd.Process.Signal(syscall.SIGINT)
 		err := cmd.Wait()
 		t.Logf("interrupted all:\n%s", out.String())
@@ -136,18 +125,7 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 		values := filepath.Join(p.dir, "skaffold", "07-processing", "values", "tag-generator.yaml")
 		b, _ := os.ReadFile(values)
 		os.WriteFile(values, append(b, []byte("\n# changed by TestFaultsConverge (API server)\n")...), 0o644)
-		cmd := exec.Command(mage(t), "all")
-		cmd.Dir, cmd.Env = p.dir, p.env
-		var out syncBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(out.String(), "alt-processing: skaffold deploy") && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(time.Second)
+		out, cmd := p.allUntil(t, "alt-processing: skaffold deploy", time.Second)
 		pid, err := os.ReadFile(filepath.Join(p.dir, ".cache", "sim", "pids", "kube-apiserver.pid"))
 		if err != nil {
 			t.Fatal(err)
@@ -214,6 +192,26 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 		expect(t, out, all("unchanged"))
 	})
 
+}
+
+// allUntil starts `all` in the background and returns once its output
+// shows marker (or after a minute) and settle has passed: the moment to
+// break something in the middle of a layer.
+func (p *platform) allUntil(t *testing.T, marker string, settle time.Duration) (*syncBuffer, *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(mage(t), "all")
+	cmd.Dir, cmd.Env = p.dir, p.env
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out.String(), marker) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(settle)
+	return out, cmd
 }
 
 // syncBuffer is a buffer a running command writes to while the test reads.
