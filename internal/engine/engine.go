@@ -225,6 +225,13 @@ func (e *Engine) budget() time.Duration { return e.Cfg.LayerTimeout }
 func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
 	start := time.Now()
 	res := &Result{Layer: name}
+	if err := e.Prepare(ctx); err != nil {
+		// Nothing of this layer was tried; the error was printed in full.
+		e.mu.Lock()
+		e.results[name] = &Result{Layer: name, Action: NotStarted, Detail: "the run could not start: " + firstLine(err.Error())}
+		e.mu.Unlock()
+		return err
+	}
 	defer func() {
 		res.Duration = time.Since(start)
 		if err != nil {
@@ -238,9 +245,6 @@ func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
 		e.results[name] = res
 		e.mu.Unlock()
 	}()
-	if err := e.Prepare(ctx); err != nil {
-		return err
-	}
 	l := e.Stack.Layer(name)
 	if l == nil {
 		return fmt.Errorf("no such layer in %s", stack.RootFile)
@@ -532,6 +536,10 @@ func (e *Engine) Finish(err error, targets []string) error {
 		case NotStarted:
 			notStarted = append(notStarted, r.Layer)
 		}
+	}
+	if e.prepareErr != nil {
+		// Printed in full when it happened; every dependant repeats it.
+		return fmt.Errorf("the run could not start: %s", firstLine(e.prepareErr.Error()))
 	}
 	if len(failed) == 0 {
 		return err
