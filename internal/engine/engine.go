@@ -331,7 +331,7 @@ func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
 	case ctx.Err() != nil:
 		why.WriteString("cancelled")
 	case deployErr != nil:
-		why.WriteString("skaffold deploy failed")
+		why.WriteString("skaffold deploy failed" + skaffoldReason(deployErr))
 	case err != nil:
 		why.WriteString(err.Error())
 	default:
@@ -575,6 +575,30 @@ func PrintSummary(results []Result) {
 		rows = append(rows, []string{r.Layer, string(r.Action), d, oneLine(r.Detail)})
 	}
 	ui.Table([]string{"LAYER", "ACTION", "TIME", "DETAIL"}, rows)
+}
+
+// skaffoldReason is the last error Skaffold or Helm printed, on one line
+// (": UPGRADE FAILED: post-upgrade hooks failed: job kratos-migrate
+// failed: DeadlineExceeded"), or "" when there is none.
+func skaffoldReason(err error) string {
+	var re *run.Error
+	if !errors.As(err, &re) {
+		return ""
+	}
+	lines := strings.Split(re.Output, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		_, msg, ok := strings.Cut(lines[i], "Error: ")
+		if !ok {
+			continue
+		}
+		for _, more := range lines[i+1:] {
+			if m, ok := strings.CutPrefix(strings.TrimSpace(more), "* "); ok {
+				msg += " " + m
+			}
+		}
+		return ": " + oneLine(msg)
+	}
+	return ""
 }
 
 func firstLine(s string) string {

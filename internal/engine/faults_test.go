@@ -16,7 +16,8 @@ import (
 // TestFaultsConverge breaks a deployed platform in the ways an operator
 // meets (a second run while one holds the lock, a release left pending by
 // an interrupted run, Ctrl-C in the middle of a layer, the API server
-// killed in the middle of a layer, the deploy tools deleted from the cache)
+// killed in the middle of a layer, the deploy tools deleted from the cache,
+// a Job that fails)
 // and checks that each ends in a clear message and that the next run
 // converges, with every claim and generated secret kept.
 func TestFaultsConverge(t *testing.T) {
@@ -190,6 +191,51 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 			}
 		}
 		expect(t, out, all("unchanged"))
+	})
+
+
+	t.Run("a Job that fails", func(t *testing.T) {
+		// Kratos' migration Job (a Helm hook of 05) gets a 10 s deadline and
+		// asks for more CPU than the namespace quota allows: no pod ever
+		// starts and the Job fails with DeadlineExceeded.
+		values := filepath.Join(p.dir, "skaffold", "05-auth-platform", "values", "kratos.yaml")
+		good, err := os.ReadFile(values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(values, append(append([]byte{}, good...), []byte(`
+migration:
+  activeDeadlineSeconds: 10
+  resources:
+    requests: {cpu: "500", memory: 64Mi}
+    limits: {cpu: "500", memory: 256Mi}
+`)...), 0o644)
+		out, err := p.mage(nil, "all")
+		if err == nil {
+			t.Fatal("all succeeded with a failing migration Job")
+		}
+		for _, want := range []string{"layer alt-auth-platform", "kratos-migrate", "DeadlineExceeded"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("the failure does not mention %q", want)
+			}
+		}
+		got := actions(out)
+		if got["alt-auth-platform"] != "failed" || got["alt-core-services"] != "not started" || got["alt-application"] != "not started" {
+			t.Errorf("actions = %v", got)
+		}
+		os.WriteFile(values, good, 0o644)
+		out, err = p.mage(nil, "all")
+		if err != nil {
+			t.Fatalf("the run after the Job was fixed did not converge: %v", err)
+		}
+		if a := actions(out)["alt-auth-platform"]; a != "deployed" {
+			t.Errorf("alt-auth-platform after the fix: %q, want deployed", a)
+		}
+		for rel, st := range p.revisions() {
+			if !strings.HasSuffix(st, "deployed") {
+				t.Errorf("release %s is %s", rel, st)
+			}
+		}
 	})
 
 }
