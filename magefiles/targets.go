@@ -90,7 +90,17 @@ func Dev(ctx context.Context) error {
 			"Its control plane is real; its nodes are simulated and NO CONTAINER RUNS.",
 			"Pods become Ready without running; nothing answers on their ports.")
 	}
-	return All(ctx)
+	if err := All(ctx); err != nil {
+		return err
+	}
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	for _, line := range e.Where() {
+		ui.Info("%s", line)
+	}
+	return nil
 }
 
 // Graph prints the layer graph (from the mg.Deps of the layer targets) as

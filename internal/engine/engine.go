@@ -606,6 +606,24 @@ func firstLine(s string) string {
 	return l
 }
 
+// Where says how to reach what a run deployed: the platform's entry point
+// and the cluster's kubeconfig.
+func (e *Engine) Where() []string {
+	kc := e.kubeconfig
+	t, _ := tools.Lookup("kubectl")
+	kubectl := e.Tools.Path(t)
+	inspect := fmt.Sprintf("cluster:  KUBECONFIG=%s %s get pods -A", kc, kubectl)
+	switch e.Cluster.Name() {
+	case config.ClusterSim:
+		return []string{"open:     nothing: no container runs in a simulation (the objects are real, see below)", inspect}
+	case config.ClusterKind:
+		return []string{"open:     http://localhost/ (nginx-external: / frontend, /api backend, /auth auth-service, /ory Kratos)",
+			"grafana:  KUBECONFIG=" + kc + " " + kubectl + " -n alt-observability port-forward svc/monitoring-grafana 3000", inspect}
+	default:
+		return []string{"open:     the nginx-external Service in alt-ingress (kubectl -n alt-ingress get svc nginx-external)", inspect}
+	}
+}
+
 // FindRepo returns the repository root: the nearest folder at or above the
 // working directory that holds skaffold/skaffold.yaml and magefiles/.
 func FindRepo() (string, error) {
