@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 
@@ -22,9 +21,6 @@ import (
 // PlaceholderTag is the tag every first-party image gets when rendering
 // without a build, as on the sim cluster.
 const PlaceholderTag = "sim"
-
-// placeholderDigest stands in for {{.IMAGE_DIGEST_x}}.
-const placeholderDigest = "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 
 // Rendered is one Helm release of one layer under one profile, rendered.
 type Rendered struct {
@@ -112,56 +108,19 @@ func Skipped(rs []Rendered) []Note {
 	return dedupeNotes(ns)
 }
 
-var imageVarRe = regexp.MustCompile(`\{\{\s*\.IMAGE_(REPO_NO_DOMAIN|REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
-
-// placeholders fills a release's setValueTemplates with the placeholder
-// image of each artifact: {{.IMAGE_REPO_x}} is the image name,
-// {{.IMAGE_TAG_x}} is "sim".
+// placeholders are a release's setValueTemplates filled as Skaffold would
+// fill them for images deployed as <image>:sim (images maps each artifact
+// variable suffix to its image).
 func placeholders(rel stack.Release, images map[string]string) ([]string, error) {
-	keys := make([]string, 0, len(rel.Templates))
-	for k := range rel.Templates {
-		keys = append(keys, k)
+	vars := map[string]string{}
+	for _, img := range images {
+		stack.ImageVars(vars, img, img+":"+PlaceholderTag)
 	}
-	sort.Strings(keys)
-	var sets []string
-	var errs []error
-	for _, k := range keys {
-		var bad []string
-		v := imageVarRe.ReplaceAllStringFunc(rel.Templates[k], func(m string) string {
-			sub := imageVarRe.FindStringSubmatch(m)
-			img, ok := images[sub[2]]
-			if !ok {
-				bad = append(bad, m)
-				return m
-			}
-			switch sub[1] {
-			case "REPO", "REPO_NO_DOMAIN":
-				return img
-			case "TAG":
-				return PlaceholderTag
-			case "DIGEST":
-				return placeholderDigest
-			case "FULLY_QUALIFIED":
-				return img + ":" + PlaceholderTag
-			default: // DOMAIN
-				return ""
-			}
-		})
-		if len(bad) > 0 {
-			errs = append(errs, fmt.Errorf("setValueTemplates[%s]: %s names no artifact of the stack", k, strings.Join(bad, ", ")))
-			continue
-		}
-		if strings.Contains(v, "{{") {
-			errs = append(errs, fmt.Errorf("setValueTemplates[%s]: %q: only the image variables ({{.IMAGE_REPO_x}}, {{.IMAGE_TAG_x}}, ...) can be filled without a build", k, rel.Templates[k]))
-			continue
-		}
-		// Skaffold passes setValueTemplates as --set (not --set-string).
-		sets = append(sets, k+"="+v)
-	}
-	return sets, errors.Join(errs...)
+	return rel.Sets(vars)
 }
 
-// artifactImages maps IMAGE_x suffixes to image names for a profile.
+// artifactImages maps the IMAGE_*_x suffix of every artifact of the
+// profile to its image.
 func artifactImages(s *stack.Stack, profile string) map[string]string {
 	m := map[string]string{}
 	for _, img := range s.Images(profile) {

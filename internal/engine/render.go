@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strings"
 	"sync"
 
@@ -46,13 +44,12 @@ func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Relea
 	for _, f := range r.ValuesFiles {
 		args = append(args, "--values", filepath.Join(e.Repo, f))
 	}
-	keys := make([]string, 0, len(r.Templates))
-	for k := range r.Templates {
-		keys = append(keys, k)
+	sets, err := r.Sets(vars)
+	if err != nil {
+		return fmt.Errorf("%s: profiles[%s].deploy.helm.releases[%s]: %w", v.Layer.File, v.Profile, r.Name, err)
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		args = append(args, "--set", k+"="+expandTemplate(r.Templates[k], vars))
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
 	}
 	if _, err := e.Runner.Output(ctx, "helm", args...); err != nil {
 		why := err.Error()
@@ -70,8 +67,8 @@ func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Relea
 	return nil
 }
 
-// templateVars are the variables Skaffold gives setValueTemplates for the
-// layer's images (IMAGE_REPO_x, IMAGE_TAG_x, ...) and the run's environment.
+// templateVars are the variables Skaffold gives setValueTemplates: the
+// run's environment and the layer's images.
 func (e *Engine) templateVars(v *stack.View) map[string]string {
 	vars := map[string]string{}
 	for _, kv := range os.Environ() {
@@ -87,43 +84,9 @@ func (e *Engine) templateVars(v *stack.View) map[string]string {
 		if ref == "" {
 			ref = a.Image
 		}
-		repo, tag, digest := splitImage(ref)
-		domain, path := "", repo
-		if d, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(d, ".:") || d == "localhost") {
-			domain, path = d, rest
-		}
-		sfx := stack.ArtifactVar(a.Image)
-		vars["IMAGE_REPO_"+sfx] = repo
-		vars["IMAGE_TAG_"+sfx] = tag
-		vars["IMAGE_DIGEST_"+sfx] = digest
-		vars["IMAGE_FULLY_QUALIFIED_"+sfx] = ref
-		vars["IMAGE_DOMAIN_"+sfx] = domain
-		vars["IMAGE_REPO_NO_DOMAIN_"+sfx] = path
+		stack.ImageVars(vars, a.Image, ref)
 	}
 	return vars
-}
-
-// splitImage splits repo[:tag][@digest].
-func splitImage(ref string) (repo, tag, digest string) {
-	repo, digest, _ = strings.Cut(ref, "@")
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo, tag = repo[:i], repo[i+1:]
-	}
-	return repo, tag, digest
-}
-
-var templateVar = regexp.MustCompile(`\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}`)
-
-// expandTemplate replaces {{.NAME}} by its variable; anything else (sprig
-// functions, pipelines) is left for Skaffold, so the check never fails on
-// what it does not evaluate.
-func expandTemplate(s string, vars map[string]string) string {
-	return templateVar.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := vars[templateVar.FindStringSubmatch(m)[1]]; ok {
-			return v
-		}
-		return m
-	})
 }
 
 func indent(s, prefix string) string {

@@ -35,11 +35,6 @@ func (ps Problems) Error() string {
 
 var imageVar = regexp.MustCompile(`\{\{\s*\.IMAGE_(?:REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN|REPO_NO_DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
 
-// ArtifactVar is the suffix Skaffold gives an image in IMAGE_REPO_x:
-// every character outside [A-Za-z0-9] becomes an underscore.
-func ArtifactVar(image string) string {
-	return regexp.MustCompile(`[^A-Za-z0-9]`).ReplaceAllString(image, "_")
-}
 
 // Validate checks the stack against the Mage graph and reports every
 // problem at once (nil when there is none).

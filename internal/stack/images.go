@@ -1,0 +1,76 @@
+package stack
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
+
+// ArtifactVar is the suffix Skaffold gives an image in IMAGE_REPO_x:
+// every character outside [A-Za-z0-9] becomes an underscore.
+func ArtifactVar(image string) string { return nonAlnum.ReplaceAllString(image, "_") }
+
+// ImageVars adds to vars the variables Skaffold gives setValueTemplates for
+// one artifact image deployed as ref (repo[:tag][@digest]): IMAGE_REPO_x,
+// IMAGE_TAG_x, IMAGE_DIGEST_x, IMAGE_FULLY_QUALIFIED_x, IMAGE_DOMAIN_x and
+// IMAGE_REPO_NO_DOMAIN_x.
+func ImageVars(vars map[string]string, image, ref string) {
+	repo, digest, _ := strings.Cut(ref, "@")
+	tag := ""
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo, tag = repo[:i], repo[i+1:]
+	}
+	domain, path := "", repo
+	if d, rest, ok := strings.Cut(repo, "/"); ok && (strings.ContainsAny(d, ".:") || d == "localhost") {
+		domain, path = d, rest
+	}
+	x := ArtifactVar(image)
+	vars["IMAGE_REPO_"+x] = repo
+	vars["IMAGE_TAG_"+x] = tag
+	vars["IMAGE_DIGEST_"+x] = digest
+	vars["IMAGE_FULLY_QUALIFIED_"+x] = ref
+	vars["IMAGE_DOMAIN_"+x] = domain
+	vars["IMAGE_REPO_NO_DOMAIN_"+x] = path
+}
+
+var templateVar = regexp.MustCompile(`\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}`)
+
+// Sets are the release's setValueTemplates filled from vars, as Helm
+// `--set` arguments (key=value, keys sorted), the way Skaffold passes them.
+// A template naming a variable that vars lacks, or using more than plain
+// {{.NAME}}, is an error naming the key: nothing here guesses what Skaffold
+// would make of it.
+func (r Release) Sets(vars map[string]string) ([]string, error) {
+	keys := make([]string, 0, len(r.Templates))
+	for k := range r.Templates {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sets []string
+	var problems []string
+	for _, k := range keys {
+		var missing []string
+		v := templateVar.ReplaceAllStringFunc(r.Templates[k], func(m string) string {
+			val, ok := vars[templateVar.FindStringSubmatch(m)[1]]
+			if !ok {
+				missing = append(missing, m)
+			}
+			return val
+		})
+		switch {
+		case len(missing) > 0:
+			problems = append(problems, fmt.Sprintf("setValueTemplates[%s]: %s names no variable of this run (an artifact of the layer or the environment)", k, strings.Join(missing, ", ")))
+		case strings.Contains(v, "{{"):
+			problems = append(problems, fmt.Sprintf("setValueTemplates[%s]: %q: only plain {{.NAME}} variables are supported", k, r.Templates[k]))
+		default:
+			sets = append(sets, k+"="+v)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("release %s: %s", r.Name, strings.Join(problems, "; "))
+	}
+	return sets, nil
+}
