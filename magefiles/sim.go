@@ -49,12 +49,7 @@ func (Sim) Reset(ctx context.Context) error {
 	if err := c.Down(ctx, true); err != nil {
 		return err
 	}
-	kubeconfig, err := c.Up(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Println(kubeconfig)
-	return nil
+	return Sim{}.Up(ctx)
 }
 
 // Status reports each sim component's health and fails naming those that are down. Reads ALT_TOOLS_DIR.

@@ -20,10 +20,7 @@ const SrcLink = ".alt-src"
 // build runs one `skaffold build` for the layers of this run, BuildKit on,
 // and keeps the tags it writes for every layer's deploy.
 func (e *Engine) build(ctx context.Context) error {
-	layers := e.RunLayers(os.Args[1:])
-	if len(layers) == 0 {
-		layers = e.Stack.Names()
-	}
+	layers := e.thisRun()
 	if err := e.CheckSources(layers); err != nil {
 		return err
 	}
@@ -61,6 +58,15 @@ func (e *Engine) build(ctx context.Context) error {
 		e.images[bd.ImageName] = bd.Tag
 	}
 	return nil
+}
+
+// thisRun are the layers the Mage targets of this process deploy (every
+// layer when no layer target was named, e.g. a bench or a test).
+func (e *Engine) thisRun() []string {
+	if layers := e.RunLayers(os.Args[1:]); len(layers) > 0 {
+		return layers
+	}
+	return e.Stack.Names()
 }
 
 // CheckSources points SrcLink at ALT_SRC and checks that every build

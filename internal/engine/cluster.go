@@ -44,13 +44,7 @@ func newCluster(e *Engine) (Cluster, error) {
 			e.Env["ALT_CERT_MANAGER"] = "off"
 		}
 		// Its pre-flight checks the sources of the run's layers, as build does.
-		return kind.FromConfig(e.Repo, e.Cfg, e.Runner, func() error {
-			layers := e.RunLayers(os.Args[1:])
-			if len(layers) == 0 {
-				layers = e.Stack.Names()
-			}
-			return e.CheckSources(layers)
-		}), nil
+		return kind.FromConfig(e.Repo, e.Cfg, e.Runner, func() error { return e.CheckSources(e.thisRun()) }), nil
 	default:
 		return nil, fmt.Errorf("ALT_CLUSTER=%q: unknown cluster kind", e.Cfg.Cluster)
 	}

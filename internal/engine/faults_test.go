@@ -193,7 +193,6 @@ spec: {holderIdentity: "ops@laptop pid 4242 running \"all\"", leaseDurationSecon
 		expect(t, out, all("unchanged"))
 	})
 
-
 	t.Run("a Job that fails", func(t *testing.T) {
 		// Kratos' migration Job (a Helm hook of 05) gets a 10 s deadline and
 		// asks for more CPU than the namespace quota allows: no pod ever

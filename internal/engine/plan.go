@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/alt-platform/orchestration/internal/config"
@@ -40,6 +41,13 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 			e.kube = k
 		}
 	}
+	recs := map[string]Record{}
+	if e.kube != nil {
+		var err error
+		if recs, err = e.kube.Records(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var items []PlanItem
 	for _, l := range e.Stack.Layers {
 		v, err := l.View(e.Cfg.Profile, func(k string) string { return e.Env[k] })
@@ -55,7 +63,7 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 			it.Reason, it.Digest = why, in.Digest()
 		} else {
 			if e.Cluster.Name() != config.ClusterSim {
-				e.images = e.recordedImages(ctx, l.Name)
+				e.images = recordedImages(recs[l.Name])
 			}
 			d, err := e.decide(ctx, v)
 			if err != nil {
@@ -75,15 +83,11 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 }
 
 // recordedImages are the image tags of a layer's last verified deploy.
-func (e *Engine) recordedImages(ctx context.Context, layer string) map[string]string {
+func recordedImages(rec Record) map[string]string {
 	images := map[string]string{}
-	recs, err := e.kube.Records(ctx)
-	if err != nil {
-		return images
-	}
-	for k, v := range recs[layer].Inputs {
-		if len(k) > 6 && k[:6] == "image:" {
-			images[k[6:]] = v
+	for k, v := range rec.Inputs {
+		if img, ok := strings.CutPrefix(k, "image:"); ok {
+			images[img] = v
 		}
 	}
 	return images
