@@ -66,18 +66,26 @@ func TestCluster(t *testing.T) {
 	if want := filepath.Join(repo, ".cache", "sim", "kubeconfig"); kubeconfig != want || kubeconfig != c.Kubeconfig() {
 		t.Fatalf("kubeconfig %s, want %s", kubeconfig, want)
 	}
-	if cold > 15*time.Second {
-		t.Errorf("Up from nothing took %s; it should take about 10 s", cold)
-	}
 
+	// A healthy cluster is reused as it is: no component is restarted.
+	// (How long that takes is measured here, not asserted.)
+	pids := map[string]proc{}
+	for _, n := range componentNames {
+		p, err := readPidFile(c.layout().pidFile(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids[n] = p
+	}
 	start = time.Now()
 	if _, err := c.Up(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if warm := time.Since(start); warm > time.Second {
-		t.Errorf("Up of a healthy cluster took %s, want under 1 s", warm)
-	} else {
-		t.Logf("Up of a healthy cluster: %s", warm)
+	t.Logf("Up of a healthy cluster: %s", time.Since(start))
+	for _, n := range componentNames {
+		if p, err := readPidFile(c.layout().pidFile(n)); err != nil || p != pids[n] {
+			t.Errorf("Up of a healthy cluster restarted %s (%v -> %v, %v)", n, pids[n], p, err)
+		}
 	}
 	if _, err := c.Status(ctx); err != nil {
 		t.Fatalf("status of a healthy cluster: %v", err)
