@@ -35,48 +35,33 @@ var (
 // linted (they cannot be fetched offline). Every ERROR and WARNING line is
 // a problem naming the chart file it reports.
 func Lint(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profileNames ...string) error {
-	var ps Problems
 	jobs := map[string]*lintJob{}
 	var order []string
-	for _, p := range profileNames {
-		images := artifactImages(s, p)
-		for _, l := range s.Layers {
-			v, err := l.View(p, nil)
-			if err != nil {
-				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
-				continue
+	rels, ps := releases(s, profileNames)
+	for _, rel := range rels {
+		if rel.Remote {
+			continue
+		}
+		key := rel.Chart + "\x00" + strings.Join(rel.ValuesFiles, "\x00")
+		j, ok := jobs[key]
+		if !ok {
+			args := []string{"lint", rel.Chart, "--strict", "--quiet", "--namespace", rel.Namespace}
+			for _, f := range rel.ValuesFiles {
+				args = append(args, "--values", f)
 			}
-			for _, rel := range v.Releases {
-				if rel.Remote {
-					continue
-				}
-				key := rel.Chart + "\x00" + strings.Join(rel.ValuesFiles, "\x00")
-				j, ok := jobs[key]
-				if !ok {
-					sets, err := placeholders(rel, images)
-					if err != nil {
-						ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
-						continue
-					}
-					args := []string{"lint", rel.Chart, "--strict", "--quiet", "--namespace", rel.Namespace}
-					for _, f := range rel.ValuesFiles {
-						args = append(args, "--values", f)
-					}
-					for _, kv := range sets {
-						args = append(args, "--set", kv)
-					}
-					j = &lintJob{chart: rel.Chart, values: rel.ValuesFiles, args: args}
-					jobs[key] = j
-					order = append(order, key)
-				}
-				name := fmt.Sprintf("%s (%s)", rel.Name, l.Name)
-				if !contains(j.releases, name) {
-					j.releases = append(j.releases, name)
-				}
-				if !contains(j.profiles, p) {
-					j.profiles = append(j.profiles, p)
-				}
+			for _, kv := range rel.sets {
+				args = append(args, "--set", kv)
 			}
+			j = &lintJob{chart: rel.Chart, values: rel.ValuesFiles, args: args}
+			jobs[key] = j
+			order = append(order, key)
+		}
+		name := fmt.Sprintf("%s (%s)", rel.Name, rel.layer.Name)
+		if !contains(j.releases, name) {
+			j.releases = append(j.releases, name)
+		}
+		if !contains(j.profiles, rel.profile) {
+			j.profiles = append(j.profiles, rel.profile)
 		}
 	}
 

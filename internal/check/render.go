@@ -129,6 +129,42 @@ func artifactImages(s *stack.Stack, profile string) map[string]string {
 	return m
 }
 
+// release is one release of one layer under one profile, with the --set
+// arguments Skaffold would give it on a run that builds nothing.
+type release struct {
+	profile string
+	layer   *stack.Layer
+	stack.Release
+	sets []string
+}
+
+// releases walks every release of every layer under the profiles, in
+// order. A layer that has no such profile, or a release whose
+// setValueTemplates cannot be filled, is a problem instead.
+func releases(s *stack.Stack, profileNames []string) ([]release, Problems) {
+	var out []release
+	var ps Problems
+	for _, p := range profileNames {
+		images := artifactImages(s, p)
+		for _, l := range s.Layers {
+			v, err := l.View(p, nil)
+			if err != nil {
+				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
+				continue
+			}
+			for _, rel := range v.Releases {
+				sets, err := placeholders(rel, images)
+				if err != nil {
+					ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
+					continue
+				}
+				out = append(out, release{profile: p, layer: l, Release: rel, sets: sets})
+			}
+		}
+	}
+	return out, ps
+}
+
 // helmJob is one `helm template` invocation, shared by every profile
 // whose release renders with the same arguments.
 type helmJob struct {
@@ -148,47 +184,32 @@ type helmJob struct {
 // The error lists every release that failed to render, with Helm's output.
 func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profileNames ...string) ([]Rendered, error) {
 	var out []Rendered
-	var ps Problems
 	jobs := map[string]*helmJob{}
 	var order []string
 	jobOf := map[int]string{}
-	for _, p := range profileNames {
-		images := artifactImages(s, p)
-		for _, l := range s.Layers {
-			v, err := l.View(p, nil)
-			if err != nil {
-				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
-				continue
-			}
-			for _, rel := range v.Releases {
-				rd := Rendered{Profile: p, Layer: l.Name, Release: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, ValuesFiles: rel.ValuesFiles}
-				if rel.Remote {
-					rd.Skipped = fmt.Sprintf("remote chart %s %s: no chart repository is reachable offline, so its objects (and the CRDs it installs) are not rendered", rel.Chart, rel.Version)
-					out = append(out, rd)
-					continue
-				}
-				sets, err := placeholders(rel, images)
-				if err != nil {
-					ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
-					continue
-				}
-				rd.Set = sets
-				args := []string{"template", rel.Name, rel.Chart, "--namespace", rel.Namespace, "--include-crds"}
-				for _, f := range rel.ValuesFiles {
-					args = append(args, "--values", f)
-				}
-				for _, kv := range sets {
-					args = append(args, "--set", kv)
-				}
-				key := strings.Join(args, "\x00")
-				if _, ok := jobs[key]; !ok {
-					jobs[key] = &helmJob{args: args, release: rel}
-					order = append(order, key)
-				}
-				jobOf[len(out)] = key
-				out = append(out, rd)
-			}
+	rels, ps := releases(s, profileNames)
+	for _, rel := range rels {
+		rd := Rendered{Profile: rel.profile, Layer: rel.layer.Name, Release: rel.Name, Namespace: rel.Namespace, Chart: rel.Chart, ValuesFiles: rel.ValuesFiles}
+		if rel.Remote {
+			rd.Skipped = fmt.Sprintf("remote chart %s %s: no chart repository is reachable offline, so its objects (and the CRDs it installs) are not rendered", rel.Chart, rel.Version)
+			out = append(out, rd)
+			continue
 		}
+		rd.Set = rel.sets
+		args := []string{"template", rel.Name, rel.Chart, "--namespace", rel.Namespace, "--include-crds"}
+		for _, f := range rel.ValuesFiles {
+			args = append(args, "--values", f)
+		}
+		for _, kv := range rel.sets {
+			args = append(args, "--set", kv)
+		}
+		key := strings.Join(args, "\x00")
+		if _, ok := jobs[key]; !ok {
+			jobs[key] = &helmJob{args: args, release: rel.Release}
+			order = append(order, key)
+		}
+		jobOf[len(out)] = key
+		out = append(out, rd)
 	}
 
 	rr := runner(r, s.Repo)
