@@ -15,6 +15,7 @@ import (
 
 	"github.com/alt-platform/orchestration/internal/check"
 	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/sim"
 	"github.com/alt-platform/orchestration/internal/stack"
@@ -49,10 +50,8 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 	defer os.RemoveAll(work)
 	ours, theirs := filepath.Join(work, "engine"), filepath.Join(work, "skaffold")
 	for _, dir := range []string{ours, theirs} {
-		for _, sub := range []string{"skaffold", "charts", "magefiles"} {
-			if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
-				return nil, err
-			}
+		if err := engine.CopyPlatform(repo, dir); err != nil {
+			return nil, err
 		}
 	}
 	r := &run.Runner{}

@@ -180,12 +180,7 @@ func (g *gate) deploy(ctx context.Context) {
 		if err := os.RemoveAll(dir); err != nil {
 			return err
 		}
-		for _, sub := range []string{"skaffold", "charts", "magefiles"} {
-			if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(g.o.Repo, sub))); err != nil {
-				return err
-			}
-		}
-		return nil
+		return engine.CopyPlatform(g.o.Repo, dir)
 	}); err != nil {
 		return
 	}

@@ -154,10 +154,8 @@ func (c *badCase) apply(dir string, x *strings.Replacer) error {
 func copyPlatform(t *testing.T, from string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, sub := range []string{"skaffold", "charts", "magefiles"} {
-		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(from, sub))); err != nil {
-			t.Fatal(err)
-		}
+	if err := engine.CopyPlatform(from, dir); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/sim"
 	"github.com/alt-platform/orchestration/internal/tools"
@@ -78,10 +79,8 @@ func newPlatform(t *testing.T) *platform {
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
-	for _, sub := range []string{"skaffold", "charts", "magefiles"} {
-		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(root, sub))); err != nil {
-			t.Fatal(err)
-		}
+	if err := engine.CopyPlatform(root, dir); err != nil {
+		t.Fatal(err)
 	}
 	cfg, err := config.Load(func(k string) (string, bool) { return os.LookupEnv(k) }, func() bool { return false })
 	if err != nil {

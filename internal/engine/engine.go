@@ -624,6 +624,19 @@ func (e *Engine) Where() []string {
 	}
 }
 
+// CopyPlatform copies what a run deploys (the Skaffold files, the charts
+// and the Mage targets that hold the graph) from the repository at repo
+// into dir, where targets run against a cluster of their own (ci, bench,
+// tests).
+func CopyPlatform(repo, dir string) error {
+	for _, sub := range []string{"skaffold", "charts", "magefiles"} {
+		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // FindRepo returns the repository root: the nearest folder at or above the
 // working directory that holds skaffold/skaffold.yaml and magefiles/.
 func FindRepo() (string, error) {
