@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -113,6 +114,13 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		err = Flows(table, objs)
 	}
 	record("flows", t, nil, err)
+
+	t = time.Now()
+	c, err := contract.Load(o.Stack.Repo)
+	if err == nil {
+		err = Contract(c, o.Stack, objs)
+	}
+	record("contract", t, nil, err)
 
 	wg.Wait()
 	if o.Skaffold != "" {
