@@ -67,3 +67,14 @@ first, then every consumer namespace.
 {{- define "meilisearch.secretNamespaces" -}}
 {{- prepend .Values.secrets.namespaces .Release.Namespace | uniq | toJson }}
 {{- end }}
+
+{{/*
+The Secrets of scopedKeys by namespace, as JSON: {namespace: [name, ...]}.
+*/}}
+{{- define "meilisearch.keysByNamespace" -}}
+{{- $m := dict }}
+{{- range .Values.scopedKeys }}
+{{- $_ := set $m .secret.namespace (append (get $m .secret.namespace | default list) .secret.name | uniq) }}
+{{- end }}
+{{- $m | toJson }}
+{{- end }}
