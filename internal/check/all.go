@@ -40,7 +40,7 @@ type Report struct {
 }
 
 // All runs every static check for the profiles: Render, then Strict,
-// Policy, Secrets, References and Flows on the rendered objects; Lint; and
+// Policy, Secrets, References, Hooks and Flows on the rendered objects; Lint; and
 // SkaffoldRender of the root config per profile (compared with Render by
 // SameAsSkaffold). The helm and skaffold processes run concurrently. The
 // error joins every check's problems, each prefixed with the check's name.
@@ -106,6 +106,10 @@ func All(ctx context.Context, o Options) (*Report, error) {
 	t = time.Now()
 	notes, err = References(o.Stack, o.Graph, objs)
 	record("references", t, notes, err)
+
+	t = time.Now()
+	notes, err = Hooks(o.Stack, o.Graph, objs)
+	record("hooks", t, notes, err)
 
 	t = time.Now()
 	table, err := FlowTable(o.Stack.Repo, foundationValues(o.Stack, o.Profiles)...)
