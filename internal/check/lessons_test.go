@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -79,8 +81,8 @@ func renderKey(t *testing.T, s *stack.Stack, profile string) string {
 func slices_(s []string) []string { return append([]string(nil), s...) }
 
 // objectChecks runs every check of All that works on rendered objects
-// (Strict, Policy, Secrets, References, Hooks, Flows) on a copy of the
-// platform, for one profile, and joins their problems.
+// (Strict, Policy, Secrets, References, Hooks, Owners, Flows) and Deployed
+// on a copy of the platform, for one profile, and joins their problems.
 func objectChecks(t *testing.T, repo, profile string) error {
 	t.Helper()
 	helm, r := tool(t, "helm")
@@ -116,6 +118,9 @@ func objectChecks(t *testing.T, repo, profile string) error {
 	}
 	if _, err := Hooks(s, g, objs); err != nil {
 		errs = append(errs, fmt.Errorf("hooks: %w", err))
+	}
+	if err := errors.Join(Owners(objs), Deployed(s)); err != nil {
+		errs = append(errs, fmt.Errorf("owners: %w", err))
 	}
 	table, err := FlowTable(repo, foundationValues(s, []string{profile})...)
 	if err == nil {
@@ -195,6 +200,22 @@ func TestBrokenPlatform(t *testing.T) {
 			edits: []edit{{"charts/backups/values.yaml", "    secret: kratos-postgres-credentials\n", "    secret: kratos-postgres-creds\n"}},
 			want:  []string{"CronJob alt-operations/backups-kratos-postgres", "Secret alt-operations/kratos-postgres-creds", "is not created in this profile and no hook of layer alt-operations"}},
 
+		// Lesson 3: one tag policy; images are pulled (the chart's schema
+		// refuses Never before Policy sees it; TestPolicy breaks Policy).
+		{name: "pullPolicy Never in a chart default", lesson: 3,
+			edits: []edit{{"charts/service/values.yaml", "  pullPolicy: IfNotPresent\n", "  pullPolicy: Never\n"}},
+			want:  []string{"charts/service: release alt-backend (layer alt-core-services): helm template failed", "/image/pullPolicy': value must be one of 'IfNotPresent', 'Always'"}},
+
+		// Lesson 5: one owner per object.
+		{name: "object owned by two releases", lesson: 5,
+			edits: []edit{{"charts/nginx/templates/shared-config.yaml", "", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: alt-shared-config\ndata:\n  EDGE: nginx\n"}},
+			want:  []string{"ConfigMap alt-ingress/alt-shared-config (release foundation, layer alt-foundation)", "also rendered by release nginx-external of layer alt-application (charts/nginx/templates/shared-config.yaml)"}},
+
+		// Lesson 10: what is in the repository is deployed.
+		{name: "chart no release deploys", lesson: 10,
+			edits: []edit{{"charts/old-frontend/Chart.yaml", "", "apiVersion: v2\nname: old-frontend\nversion: 0.1.0\n"}},
+			want:  []string{"charts/old-frontend/Chart.yaml: no release of any layer deploys this chart"}},
+
 		// Lesson 4: namespaces exist before anything is put in them.
 		{name: "release into a namespace nobody creates", lesson: 4,
 			edits: []edit{{"skaffold/02-infrastructure/skaffold.yaml", "        namespace: alt-search\n", "        namespace: alt-searchx\n"}},
@@ -208,4 +229,54 @@ func TestBrokenPlatform(t *testing.T) {
 			wantErr(t, objectChecks(t, platform(t, c.edits...), "dev"), c.want...)
 		})
 	}
+}
+
+func TestOwners(t *testing.T) {
+	other := in{layer: "alt-base", release: "base", chart: "charts/base", ns: "alt-app"}
+	cases := []struct {
+		name string
+		objs func(t *testing.T) []*Object
+		want []string
+	}{
+		{name: "one owner each", objs: func(t *testing.T) []*Object {
+			// The same name as another kind, or in another namespace, is another object.
+			return append(objects(t, app, goodDeployment+appSecretYAML), objects(t, in{layer: "alt-base", release: "base", chart: "charts/base", ns: "alt-other"}, strings.Replace(appSecretYAML, "app/templates", "base/templates", 1))...)
+		}},
+		{name: "a Secret owned by two releases", objs: func(t *testing.T) []*Object {
+			return append(objects(t, app, goodDeployment+appSecretYAML), objects(t, other, strings.Replace(appSecretYAML, "app/templates", "base/templates", 1))...)
+		}, want: []string{"charts/app/templates/secret.yaml", "Secret alt-app/app-credentials (release app, layer alt-app)", "also rendered by release base of layer alt-base (charts/base/templates/secret.yaml)", "one owner per object"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { wantErr(t, Owners(c.objs(t)), c.want...) })
+	}
+}
+
+func TestDeployed(t *testing.T) {
+	wantErr(t, Deployed(loadStack(t, fixture(t))))
+	repo := fixture(t, edit{"charts/old-frontend/Chart.yaml", "", "apiVersion: v2\nname: old-frontend\nversion: 0.1.0\n"})
+	wantErr(t, Deployed(loadStack(t, repo)), "charts/old-frontend/Chart.yaml: no release of any layer deploys this chart in any profile")
+}
+
+func TestCommitted(t *testing.T) {
+	ctx := context.Background()
+	// Outside a git work tree: a note, nothing checked.
+	note, err := Committed(ctx, nil, loadStack(t, fixture(t)))
+	if err != nil || note == nil || !strings.Contains(note.String(), "not the top of a git work tree") {
+		t.Fatalf("outside git: note %v, err %v", note, err)
+	}
+	gitRepo := func(t *testing.T, edits ...edit) *stack.Stack {
+		repo := fixture(t, edits...)
+		if out, err := exec.Command("git", "-C", repo, "init", "-q").CombinedOutput(); err != nil {
+			t.Fatalf("git init: %v: %s", err, out)
+		}
+		return loadStack(t, repo)
+	}
+	_, err = Committed(ctx, nil, gitRepo(t, edit{".gitignore", "", "/.cache/\n"}))
+	wantErr(t, err)
+	// Alt's mistake: the values files of one profile are git-ignored.
+	_, err = Committed(ctx, nil, gitRepo(t, edit{".gitignore", "", "/.cache/\n*-external.yaml\n"}))
+	wantErr(t, err, "skaffold/02-app/values/app-external.yaml: git ignores it (.gitignore:2:*-external.yaml), so a fresh clone cannot render what reads it", "[staging, prod]")
+	// A chart folder ignored as a whole.
+	_, err = Committed(ctx, nil, gitRepo(t, edit{".gitignore", "", "charts/app/templates/\n"}))
+	wantErr(t, err, "charts/app/templates/deployment.yaml: git ignores it (.gitignore:1:charts/app/templates/)", "[dev, staging, prod]")
 }
