@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -179,7 +180,7 @@ func TestBrokenPlatform(t *testing.T) {
 		{name: "before-hook that waits on its own layer", lesson: 7,
 			edits: []edit{{l07, `"deployment/alt-backend", "-n", "alt-apps"`, `"deployment/pre-processor", "-n", "alt-processing"`}},
 			want:  []string{l07, "before-hook 2 of layer alt-processing", "Deployment alt-processing/pre-processor is deployed by this layer (release pre-processor), after its before-hooks ran"}},
-		{name: "hook that cannot fail: || true", lesson: 7,
+		{name: "hook that cannot fail: a trailing or-true", lesson: 7,
 			edits: []edit{{l06, `command: ["kubectl", "rollout", "status", "deployment/alt-backend", "-n", "alt-apps", "--timeout=120s"]`,
 				`command: ["sh", "-c", "kubectl rollout status deployment/alt-backend -n alt-apps --timeout=120s || true"]`}},
 			want: []string{l06, "before-hook 0 of layer alt-application (kubectl rollout status deployment/alt-backend -n alt-apps --timeout=120s || true)", "the hook cannot fail: it exits 0 even when all 1 command(s) it runs fail"}},
@@ -279,4 +280,66 @@ func TestCommitted(t *testing.T) {
 	// A chart folder ignored as a whole.
 	_, err = Committed(ctx, nil, gitRepo(t, edit{".gitignore", "", "charts/app/templates/\n"}))
 	wantErr(t, err, "charts/app/templates/deployment.yaml: git ignores it (.gitignore:1:charts/app/templates/)", "[dev, staging, prod]")
+}
+
+// TestLessonsTable keeps the README's table "Lessons from Alt, and the
+// check that holds each" true: one row for each of DESIGN.md's ten
+// lessons, each naming at least one test (`pkg.TestName` or
+// `pkg.TestName/case`), and every test named exists in internal/<pkg>
+// (the case as a string literal of its test files).
+func TestLessonsTable(t *testing.T) {
+	root := filepath.Join("..", "..")
+	b, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## Lessons from Alt, and the check that holds each\n")
+	if !ok {
+		t.Fatal(`README.md: no section "## Lessons from Alt, and the check that holds each"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	sources := map[string]string{} // package → its test files
+	testSource := func(pkg string) string {
+		if s, ok := sources[pkg]; ok {
+			return s
+		}
+		files, _ := filepath.Glob(filepath.Join(root, "internal", pkg, "*_test.go"))
+		var all strings.Builder
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			all.Write(b)
+		}
+		sources[pkg] = all.String()
+		return sources[pkg]
+	}
+	ref := regexp.MustCompile("`([a-z]+)\\.(Test[A-Za-z0-9_]+)(/[^`]+)?`")
+	var rows []int
+	for _, line := range strings.Split(section, "\n") {
+		cells := strings.Split(strings.ReplaceAll(line, `\|`, "\x00"), "|")
+		if len(cells) != 6 || strings.Trim(cells[1], " -#") == "" {
+			continue
+		}
+		var n int
+		if _, err := fmt.Sscanf(strings.TrimSpace(cells[1]), "%d", &n); err != nil {
+			t.Errorf("README.md: lessons row %q: no lesson number", line)
+			continue
+		}
+		rows = append(rows, n)
+		tests := ref.FindAllStringSubmatch(strings.ReplaceAll(cells[4], "\x00", "|"), -1)
+		if len(tests) == 0 {
+			t.Errorf("README.md: lesson %d names no test (`pkg.TestName` or `pkg.TestName/case`)", n)
+		}
+		for _, m := range tests {
+			pkg, fn, sub := m[1], m[2], strings.TrimPrefix(m[3], "/")
+			src := testSource(pkg)
+			if !strings.Contains(src, "func "+fn+"(t *testing.T)") {
+				t.Errorf("README.md: lesson %d names %s.%s: no such test in internal/%s", n, pkg, fn, pkg)
+			} else if sub != "" && !strings.Contains(src, fmt.Sprintf("%q", sub)) {
+				t.Errorf("README.md: lesson %d names %s.%s/%s: no such case in internal/%s", n, pkg, fn, sub, pkg)
+			}
+		}
+	}
+	if fmt.Sprint(rows) != "[1 2 3 4 5 6 7 8 9 10]" {
+		t.Errorf("README.md: the lessons table has rows %v, want one per lesson, 1 to 10", rows)
+	}
 }
