@@ -569,7 +569,7 @@ func Hooks(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) {
 					if t.name != "" {
 						found = byKey[objKey{t.kind, t.ns, t.name}]
 					} else {
-						found = selected(ws, t)
+						found = selected(groups[p], ws, t)
 					}
 					var ok []*Object
 					for _, o := range found {
@@ -595,10 +595,10 @@ func Hooks(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) {
 							continue // provided outside the repository in this profile
 						}
 						ps = append(ps, h.problem("%s: %s is neither created (in any profile) nor read by layer %s or a layer it depends on%s",
-							t.cmd, t, h.layer, elsewhere(groups[p], objs, t)))
+							t.cmd, t, h.layer, elsewhere(groups[p], t)))
 					default:
 						ps = append(ps, h.problem("%s: %s is deployed by no release of layer %s or of a layer it depends on%s",
-							t.cmd, t, h.layer, elsewhere(groups[p], objs, t)))
+							t.cmd, t, h.layer, elsewhere(groups[p], t)))
 					}
 				}
 			}
@@ -631,27 +631,26 @@ func (m hookModel) canFail() Problems {
 	return nil
 }
 
-// selected are the workloads in t's namespace whose pod template labels
-// match t's selector (kind Pod), or the objects of t's kind whose labels do.
-func selected(ws []workload, t target) []*Object {
+// selected are the objects a selector of t names: for kind Pod, the
+// workloads in t's namespace whose pod template labels match; for another
+// kind, the objects of that kind in the namespace whose labels match.
+func selected(objs []*Object, ws []workload, t target) []*Object {
 	sel, err := labels.Parse(t.selector)
 	if err != nil {
 		return nil
 	}
 	var out []*Object
-	for _, w := range ws {
-		if w.obj.Namespace != t.ns {
-			continue
-		}
-		l := w.labels
-		if t.kind != "Pod" {
-			if w.obj.Kind != t.kind {
-				continue
+	if t.kind == "Pod" {
+		for _, w := range ws {
+			if w.obj.Namespace == t.ns && sel.Matches(labels.Set(w.labels)) {
+				out = append(out, w.obj)
 			}
-			l = objLabels(w.obj)
 		}
-		if sel.Matches(labels.Set(l)) {
-			out = append(out, w.obj)
+		return out
+	}
+	for _, o := range objs {
+		if o.Kind == t.kind && o.Namespace == t.ns && sel.Matches(labels.Set(objLabels(o))) {
+			out = append(out, o)
 		}
 	}
 	return out
@@ -669,7 +668,7 @@ func objLabels(o *Object) map[string]string {
 
 // elsewhere says where an object a hook names does exist: in another
 // namespace, or in another profile.
-func elsewhere(profileObjs, all []*Object, t target) string {
+func elsewhere(profileObjs []*Object, t target) string {
 	var where []string
 	for _, o := range profileObjs {
 		if o.Kind == t.kind && o.Name == t.name && t.name != "" && o.Namespace != t.ns {
