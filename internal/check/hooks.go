@@ -33,7 +33,7 @@ type hook struct {
 	nss     []string // namespaces of the layer's releases (SKAFFOLD_NAMESPACES)
 }
 
-// name says which hook it is: "before[1] (kubectl rollout status ...)".
+// name says which hook it is: "before-hook 1 of layer alt-x (kubectl rollout status ...)".
 func (h hook) name() string {
 	text := strings.Join(h.command, " ")
 	if len(h.command) >= 3 && shells[path.Base(h.command[0])] {
@@ -258,7 +258,6 @@ func hookEnv(h hook) []string {
 // target is one object a kubectl command of a hook names.
 type target struct {
 	kind     string // Deployment, Secret, Pod, ...
-	resource string // as written, e.g. deploy
 	ns       string // "" for a cluster-scoped kind
 	name     string // "" with a selector
 	selector string
@@ -381,7 +380,7 @@ func kubectlTargets(args []string) (refs, creates []target, unknown []string) {
 			unknown = append(unknown, res)
 			return target{}, false
 		}
-		t := target{kind: r.kind, resource: res, name: name, cmd: cmd}
+		t := target{kind: r.kind, name: name, cmd: cmd}
 		if r.namespaced {
 			t.ns = ns
 		}
@@ -453,7 +452,6 @@ func kubectlTargets(args []string) (refs, creates []target, unknown []string) {
 type hookModel struct {
 	hook
 	refs, creates []target
-	kubectl       int      // kubectl commands in the exploring run
 	unknown       []string // resource names kubectl was given that the check does not know
 	failRun       simulation
 	exploreRun    simulation
@@ -479,7 +477,6 @@ func model(h hook) hookModel {
 		if path.Base(c[0]) != "kubectl" {
 			continue
 		}
-		m.kubectl++
 		refs, creates, unknown := kubectlTargets(c)
 		m.refs = append(m.refs, refs...)
 		m.creates = append(m.creates, creates...)
