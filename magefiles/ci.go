@@ -10,8 +10,9 @@ import (
 )
 
 // CI is the gate every change passes: static checks (vet, unit tests, the
-// stack, helm lint, strict render, policy, references, network flows,
-// skaffold render of every profile), a deploy to a fresh sim cluster from
+// stack, helm lint, strict render, policy, references, hooks, object
+// owners, git-ignored inputs, network flows both ways, skaffold render of
+// every profile), a deploy to a fresh sim cluster from
 // empty and again unchanged, then every test. Writes .cache/ci/junit.xml and,
 // on GitHub Actions, the step summary (GITHUB_STEP_SUMMARY). Reads
 // ALT_TOOLS_DIR.

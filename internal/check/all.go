@@ -41,7 +41,8 @@ type Report struct {
 }
 
 // All runs every static check for the profiles: Render, then Strict,
-// Policy, Secrets, References and Flows on the rendered objects; Lint; and
+// Policy, Secrets, References, Hooks, Owners and Flows on the rendered
+// objects; Deployed and Committed on the repository; Lint; and
 // SkaffoldRender of the root config per profile (compared with Render by
 // SameAsSkaffold). The helm and skaffold processes run concurrently. The
 // error joins every check's problems, each prefixed with the check's name.
@@ -107,6 +108,22 @@ func All(ctx context.Context, o Options) (*Report, error) {
 	t = time.Now()
 	notes, err = References(o.Stack, o.Graph, objs)
 	record("references", t, notes, err)
+
+	t = time.Now()
+	notes, err = Hooks(o.Stack, o.Graph, objs)
+	record("hooks", t, notes, err)
+
+	t = time.Now()
+	record("owners", t, nil, errors.Join(Owners(objs), Deployed(o.Stack)))
+
+	t = time.Now()
+	note, err := Committed(ctx, o.Runner, o.Stack)
+	if note != nil {
+		notes = []Note{*note}
+	} else {
+		notes = nil
+	}
+	record("committed", t, notes, err)
 
 	t = time.Now()
 	table, err := FlowTable(o.Stack.Repo, foundationValues(o.Stack, o.Profiles)...)

@@ -438,9 +438,18 @@ spec:
 	}
 }
 
-// The network fixture: client (alt-a) may call server (alt-b) on 8080;
-// other (alt-b) listens on 9090 and is called by nobody.
-func netObjects(t *testing.T, drop []string, extra string) []*Object {
+// clientEnv is the client's environment in the network fixture: it calls
+// server through its Service.
+const clientEnv = "            - {name: SERVER_URL, value: \"http://server.alt-b.svc.cluster.local/api\"}\n"
+
+// The network fixture: client (alt-a) may call server (alt-b) on 8080 and
+// does (env, with the Services server and other); other (alt-b) listens on
+// 9090 and is called by nobody. env replaces the client's environment
+// (SERVER_URL).
+func netObjects(t *testing.T, drop []string, extra string, env ...string) []*Object {
+	if env == nil {
+		env = []string{clientEnv}
+	}
 	ns := func(name string) string {
 		return "---\n# Source: base/templates/ns.yaml\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: " + name + "\n  labels: {pod-security.kubernetes.io/enforce: restricted}\n" +
 			"---\n# Source: base/templates/netpol.yaml\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: default-deny, namespace: " + name + "}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n"
@@ -480,6 +489,9 @@ spec:
       ports: [{protocol: TCP, port: http}]
 `,
 	}
+	service := func(name string, port string) string {
+		return "---\n# Source: app/templates/service.yaml\napiVersion: v1\nkind: Service\nmetadata: {name: " + name + ", namespace: alt-b}\nspec:\n  selector: {app.kubernetes.io/name: " + name + "}\n  ports: [{name: http, port: " + port + ", targetPort: http}]\n"
+	}
 	var b strings.Builder
 	b.WriteString(ns("alt-a"))
 	if !slices.Contains(drop, "alt-b") {
@@ -494,7 +506,8 @@ spec:
 	}
 	b.WriteString(extra)
 	objs := objects(t, base, b.String())
-	objs = append(objs, objects(t, app, deploy("client", "alt-a", "8081")+deploy("server", "alt-b", "8080")+deploy("other", "alt-b", "9090"))...)
+	client := strings.Replace(deploy("client", "alt-a", "8081"), "          env:\n", "          env:\n"+strings.Join(env, ""), 1)
+	objs = append(objs, objects(t, app, client+deploy("server", "alt-b", "8080")+deploy("other", "alt-b", "9090")+service("server", "80")+service("other", "9090"))...)
 	return objs
 }
 
@@ -505,9 +518,31 @@ func TestFlows(t *testing.T) {
 		table func(Table) Table
 		drop  []string
 		extra string
+		env   []string // the client's environment (nil: clientEnv)
 		want  []string
 	}{
 		{name: "good"},
+		{name: "call without a flow", env: []string{clientEnv, "            - {name: OTHER_URL, value: \"http://other.alt-b.svc:9090\"}\n"},
+			want: []string{"charts/app/templates/deployment.yaml", "Deployment alt-a/client (release app, layer alt-app)",
+				`env[OTHER_URL]: "other.alt-b.svc" names Service alt-b/other, served by Deployment alt-b/other on container port 9090, but the flow table`,
+				"add flow alt-a/client -> alt-b/other:9090", "[dev]"}},
+		{name: "host and port in two variables", env: []string{clientEnv, "            - {name: OTHER_HOST, value: other.alt-b}\n", "            - {name: OTHER_PORT, value: \"9090\"}\n"},
+			want: []string{`env[OTHER_HOST]: "other.alt-b" names Service alt-b/other, served by Deployment alt-b/other on container port 9090`}},
+		{name: "port the Service does not have", env: []string{"            - {name: SERVER_HOST, value: server.alt-b.svc}\n", "            - {name: SERVER_PORT, value: \"8080\"}\n"},
+			want: []string{`env[SERVER_HOST]: "server.alt-b.svc" port 8080: Service alt-b/server has no such port (ports 80)`}},
+		{name: "address in a ConfigMap the client reads", env: []string{"            - name: UPSTREAM\n              valueFrom: {configMapKeyRef: {name: client-config, key: upstream.conf}}\n"},
+			extra: "---\n# Source: base/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: client-config, namespace: alt-a}\ndata:\n  upstream.conf: 'proxy_pass http://other.alt-b.svc.cluster.local:9090;'\n",
+			want:  []string{"charts/base/templates/cm.yaml", "Deployment alt-a/client", "env[UPSTREAM]: ConfigMap client-config data.upstream.conf", "add flow alt-a/client -> alt-b/other:9090"}},
+		{name: "flow nobody calls", env: []string{},
+			want: []string{"charts/foundation/values.yaml", "flow alt-a/client -> alt-b/server:8080", "port 8080: no workload of alt-a/client names a Service of alt-b/server on it in any profile"}},
+		{name: "flow marked usedFrom monitoring, destination not scraped", env: []string{}, table: func(t Table) Table {
+			t.Flows[0].UsedFrom = "monitoring"
+			return t
+		}, want: []string{"flow alt-a/client -> alt-b/server:8080", "usedFrom: monitoring, but no pod of alt-b/server is scraped on port 8080"}},
+		{name: "flow marked with an unknown usedFrom", env: []string{}, table: func(t Table) Table {
+			t.Flows[0].UsedFrom = "ingress"
+			return t
+		}, want: []string{"flow alt-a/client -> alt-b/server:8080", `usedFrom: "ingress" is not one of alt-code, monitoring`}},
 		{name: "flow without an ingress policy", drop: []string{"ingress-server"},
 			want: []string{"charts/foundation/values.yaml", "flow alt-a/client -> alt-b/server:8080", "ingress to Deployment alt-b/server from Deployment alt-a/client port 8080 is not allowed by any NetworkPolicy in namespace alt-b"}},
 		{name: "flow without an egress policy", drop: []string{"egress-client"},
@@ -606,7 +641,7 @@ spec:
 			if c.table != nil {
 				tb = c.table(tb)
 			}
-			wantErr(t, Flows(tb, netObjects(t, c.drop, c.extra)), c.want...)
+			wantErr(t, Flows(tb, netObjects(t, c.drop, c.extra, c.env...)), c.want...)
 		})
 	}
 }

@@ -45,6 +45,19 @@ type Flow struct {
 	From  Endpoint `json:"from"`
 	To    Endpoint `json:"to"`
 	Ports []int32  `json:"ports"`
+	// UsedFrom marks a flow whose caller finds its destination outside
+	// the workloads' configuration, so no reference shows its use:
+	// "monitoring" (Prometheus discovers the pods that carry the
+	// prometheus.io/scrape and prometheus.io/port annotations), "alt-code"
+	// (Alt's code names the destination by a bare Service name, resolved
+	// through an alias Service in the caller's namespace).
+	UsedFrom string `json:"usedFrom,omitempty"`
+}
+
+// UsedFromValues are the values of Flow.UsedFrom, and what each means.
+var UsedFromValues = map[string]string{
+	"monitoring": "Prometheus scrapes the destination: its pods carry prometheus.io/scrape \"true\" and prometheus.io/port naming the port",
+	"alt-code":   "Alt's code names the destination by its bare name (docs/alt-contract.yaml): a Service of that name exists in the caller's namespace",
 }
 
 func (f Flow) String() string {
@@ -155,7 +168,15 @@ type netpol struct {
 //     the cluster, and only publicIngress endpoints (on their ports) may be
 //     reached from one;
 //   - every alt-* namespace has a default-deny policy for ingress and for
-//     egress (empty pod selector, no rules).
+//     egress (empty pod selector, no rules);
+//   - the table covers what the workloads call: every Service address a
+//     workload is given (serviceRefs: env values, host and port variable
+//     pairs, URLs, the ConfigMaps and Secrets it reads or mounts, its
+//     command, its probes) has a flow from the workload to a pod the
+//     Service selects, on the container port behind the Service port;
+//   - every flow is used: on each of its ports some workload of its source
+//     calls its destination in some profile, or the flow is marked
+//     usedFrom (and the mark holds: see UsedFromValues).
 //
 // The evaluation follows the NetworkPolicy semantics: a pod is isolated
 // for a direction once a policy with that policy type selects it, and then
@@ -165,9 +186,12 @@ type netpol struct {
 func Flows(table Table, objs []*Object) error {
 	var ps Problems
 	order, groups := byProfile(objs)
+	used := map[int]map[int32]bool{}
 	for _, p := range order {
 		ps = append(ps, flowsOf(table, p, groups[p])...)
+		ps = append(ps, flowCalls(table, p, groups[p], used)...)
 	}
+	ps = append(ps, unusedFlows(table, order, groups, used)...)
 	return ps.Err()
 }
 

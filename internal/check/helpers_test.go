@@ -69,15 +69,23 @@ func fixture(t *testing.T, edits ...edit) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	applyEdits(t, dst, edits)
+	return dst
+}
+
+// applyEdits changes files under dir: file → {old, new} replacements (old
+// "" appends new; a missing file is created; old must occur).
+func applyEdits(t *testing.T, dir string, edits []edit) {
+	t.Helper()
 	for _, e := range edits {
-		p := filepath.Join(dst, e.file)
+		p := filepath.Join(dir, e.file)
 		b, _ := os.ReadFile(p)
 		s := string(b)
 		switch {
 		case e.old == "":
 			s += e.new
 		case !strings.Contains(s, e.old):
-			t.Fatalf("fixture edit: %s has no %q", e.file, e.old)
+			t.Fatalf("edit: %s has no %q", e.file, e.old)
 		default:
 			s = strings.Replace(s, e.old, e.new, 1)
 		}
@@ -86,7 +94,6 @@ func fixture(t *testing.T, edits ...edit) string {
 			t.Fatal(err)
 		}
 	}
-	return dst
 }
 
 type edit struct{ file, old, new string }
