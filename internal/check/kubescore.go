@@ -102,17 +102,17 @@ func kubeScoreChecks(ctx context.Context, r *run.Runner, bin string) ([]string, 
 }
 
 // KubeScore runs kube-score (bin) once per profile over every object
-// rendered for it, as a reviewer would run it over the manifests, with the
-// checks of KubeScoreFile ignored. Every finding graded warning or critical
-// is a problem naming the object (its template file, release and layer) and
-// the check. An object of a namespaced kind without metadata.namespace is a
+// rendered for it, as a reviewer would run it over the manifests. Every
+// finding graded warning or critical that no entry of KubeScoreFile covers
+// is a problem naming the object (its template file, release and layer)
+// and the check. An object of a namespaced kind without metadata.namespace is a
 // problem too: whatever consumes the rendered manifests (kube-score, a
 // GitOps tool, a policy checker) cannot tell where it belongs. kube-score is
 // given every object with its namespace all the same, so that its own
 // findings are not blurred by that one.
 //
-// An ignored check that finds nothing in any profile is a note: the entry
-// may be dropped.
+// An entry of KubeScoreFile that covers no finding in any profile is a
+// note: it may be dropped.
 func KubeScore(ctx context.Context, r *run.Runner, repo, bin string, objs []*Object) ([]Note, error) {
 	rr := runner(r, repo)
 	known, err := kubeScoreChecks(ctx, rr, bin)
