@@ -10,9 +10,9 @@ import (
 )
 
 // CI is the gate every change passes: static checks (vet, unit tests, the
-// stack, helm lint, strict render, policy, references, network flows,
-// skaffold render of every profile, kube-score), a deploy to a fresh sim
-// cluster from empty and again unchanged, then every test. Writes
+// stack, helm lint, strict render, policy, references, network flows, Alt's
+// contract, skaffold render of every profile, kube-score), a deploy to a
+// fresh sim cluster from empty and again unchanged, then every test. Writes
 // .cache/ci/junit.xml and, on GitHub Actions, the step summary
 // (GITHUB_STEP_SUMMARY). Reads ALT_TOOLS_DIR.
 func CI(ctx context.Context) error {

@@ -30,11 +30,11 @@ func Infrastructure(ctx context.Context) (err error) {
 	return deployLayer(ctx, "alt-infrastructure")
 }
 
-// CoreServices deploys 04-core-services (alt-backend, envoy-proxy) after 02 and 05.
+// CoreServices deploys 04-core-services (alt-backend, sidecar-proxy, envoy-proxy) after 02.
 func CoreServices(ctx context.Context) (err error) {
 	defer guard(&err)()
-	// alt-backend calls auth-service (05) as well as postgres (02).
-	mg.CtxDeps(ctx, Infrastructure, AuthPlatform)
+	// alt-backend calls postgres (02); it reads no auth-service address.
+	mg.CtxDeps(ctx, Infrastructure)
 	return deployLayer(ctx, "alt-core-services")
 }
 

@@ -149,11 +149,15 @@ func plan(ctx context.Context) ([]engine.PlanItem, error) {
 }
 
 // Validate loads the Skaffold files and the Mage graph and reports every
-// problem, touching no cluster.
-func Validate() error {
+// problem, then holds the Alt checkout (ALT_SRC) to the contract's pinned
+// commit and the layers' build contexts, touching no cluster.
+func Validate(ctx context.Context) error {
 	s := ui.Start("stack: %s, its layers and the Mage graph", stack.RootFile)
-	_, err := eng()
-	return s.End(err)
+	e, err := eng()
+	if err := s.End(err); err != nil {
+		return err
+	}
+	return e.ValidateSources(ctx)
 }
 
 type Config mg.Namespace

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -41,11 +42,11 @@ type Report struct {
 }
 
 // All runs every static check for the profiles: Render, then Strict,
-// Policy, Secrets, References, Flows and KubeScore on the rendered
-// objects; Lint; and
-// SkaffoldRender of the root config per profile (compared with Render by
-// SameAsSkaffold). The helm and skaffold processes run concurrently. The
-// error joins every check's problems, each prefixed with the check's name.
+// Policy, Secrets, References, Flows, Contract and KubeScore on the
+// rendered objects; Lint; and SkaffoldRender of the root config per
+// profile (compared with Render by SameAsSkaffold). The helm and skaffold
+// processes run concurrently. The error joins every check's problems, each
+// prefixed with the check's name.
 func All(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
 	rep := &Report{}
@@ -115,6 +116,13 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		err = Flows(table, objs)
 	}
 	record("flows", t, nil, err)
+
+	t = time.Now()
+	c, err := contract.Load(o.Stack.Repo)
+	if err == nil {
+		err = Contract(c, o.Stack, objs)
+	}
+	record("contract", t, nil, err)
 
 	if o.KubeScore != "" {
 		t = time.Now()

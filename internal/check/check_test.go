@@ -720,8 +720,16 @@ func TestRepository(t *testing.T) {
 	for _, rd := range rep.Rendered {
 		objs += len(rd.Objects)
 	}
-	if len(rep.Rendered) != 3*22 || objs == 0 {
-		t.Errorf("rendered %d releases (%d objects), want 66 (22 per profile)", len(rep.Rendered), objs)
+	var releases int
+	for _, l := range s.Layers {
+		v, err := l.View("dev", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases += len(v.Releases)
+	}
+	if len(rep.Rendered) != 3*releases || objs == 0 {
+		t.Errorf("rendered %d releases (%d objects), want %d (%d per profile)", len(rep.Rendered), objs, 3*releases, releases)
 	}
 }
 

@@ -117,6 +117,9 @@ type pod struct {
 	labels map[string]string
 	ports  []corev1.ContainerPort
 	ip     netip.Addr // an address outside the cluster (obj == nil)
+	// runs: a Job's or CronJob's pod, which runs to completion and serves
+	// no one (it shares its app's labels, for its egress).
+	runs bool
 }
 
 func (p pod) String() string {
@@ -186,7 +189,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 	}
 	var pods []pod
 	for _, w := range workloads(objs) {
-		pd := pod{obj: w.obj, ns: w.obj.Namespace, labels: w.labels}
+		pd := pod{obj: w.obj, ns: w.obj.Namespace, labels: w.labels, runs: !w.longRunning && w.obj.Kind != "Pod"}
 		for _, c := range w.spec.Containers {
 			pd.ports = append(pd.ports, c.Ports...)
 		}
@@ -218,7 +221,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 		}
 		for _, d := range dsts {
 			for _, port := range f.Ports {
-				if !slices.ContainsFunc(d.ports, func(cp corev1.ContainerPort) bool {
+				if !d.runs && !slices.ContainsFunc(d.ports, func(cp corev1.ContainerPort) bool {
 					return cp.ContainerPort == port && protocol(cp.Protocol) == corev1.ProtocolTCP
 				}) {
 					tableProblem(f, "port %d is not a container port of %s (the table lists pod ports)", port, d)

@@ -8,6 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
+// NoProbesAnnotation on a pod says why its long-running containers have no
+// probes (a process that listens on nothing); the contract check holds it
+// to docs/alt-contract.yaml.
+const NoProbesAnnotation = "alt-platform.io/no-probes"
+
 // Policy checks every workload (Pod, Deployment, StatefulSet, DaemonSet,
 // ReplicaSet, Job, CronJob) of the objects, per profile:
 //
@@ -15,7 +20,8 @@ import (
 //   - no imagePullPolicy Never;
 //   - every container and init container requests and limits cpu and memory;
 //   - the main containers of long-running workloads (Deployment,
-//     StatefulSet, DaemonSet, ReplicaSet) have liveness and readiness probes;
+//     StatefulSet, DaemonSet, ReplicaSet) have liveness and readiness probes,
+//     unless the pod annotation NoProbesAnnotation says why not;
 //   - the pod satisfies the Pod Security level its namespace enforces
 //     (pod-security.kubernetes.io/enforce on the rendered Namespace):
 //     baseline or restricted, the rules of Pod Security Standards v1.34.
@@ -84,12 +90,12 @@ func workloadPolicy(w workload) Problems {
 		if len(missing) > 0 {
 			add("%s.resources: no %s", c.path, strings.Join(missing, ", "))
 		}
-		if w.longRunning && !c.init {
+		if w.longRunning && !c.init && w.annotations[NoProbesAnnotation] == "" {
 			if c.c.LivenessProbe == nil {
 				add("%s: no livenessProbe (a long-running %s container needs liveness and readiness probes)", c.path, w.obj.Kind)
 			}
 			if c.c.ReadinessProbe == nil {
-				add("%s: no readinessProbe (a long-running %s container needs liveness and readiness probes)", c.path, w.obj.Kind)
+				add("%s: no readinessProbe (a long-running %s container needs liveness and readiness probes, or the pod annotation %s saying why it has none)", c.path, w.obj.Kind, NoProbesAnnotation)
 			}
 		}
 	}

@@ -9,13 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/stack"
 	"github.com/alt-platform/orchestration/internal/ui"
 )
 
-// SrcLink is the git-ignored link at the repository root through which the
-// layer configs reach the Alt source checkout (ALT_SRC).
-const SrcLink = ".alt-src"
+// SrcLink is the link at the repository root to ALT_SRC (stack.SrcLink).
+const SrcLink = stack.SrcLink
 
 // build runs one `skaffold build` for the layers of this run, BuildKit on,
 // and keeps the tags it writes for every layer's deploy.
@@ -69,38 +70,123 @@ func (e *Engine) thisRun() []string {
 	return e.Stack.Names()
 }
 
-// CheckSources points SrcLink at ALT_SRC and checks that every build
-// context and Dockerfile of the given layers exists, naming every one that
-// does not.
-func (e *Engine) CheckSources(layers []string) error {
+// Sources is what the Alt checkout ALT_SRC holds for some layers: its
+// commit against the contract's pin, and every build context and
+// Dockerfile of those layers that it lacks.
+type Sources struct {
+	Dir     string
+	Commit  string // or why it is not known
+	Pinned  string // docs/alt-contract.yaml alt.commit
+	AtPin   bool
+	Missing []error
+	hint    string
+}
+
+// Sources points SrcLink at ALT_SRC and reads what it holds for the given
+// layers. The error says that ALT_SRC is not a folder, or that the
+// contract cannot be read.
+func (e *Engine) Sources(ctx context.Context, layers []string) (*Sources, error) {
+	c, err := contract.Load(e.Repo)
+	if err != nil {
+		return nil, err
+	}
 	src := e.Cfg.Src
 	if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
-		return fmt.Errorf("ALT_SRC=%s: not a folder; set ALT_SRC to your checkout of the Alt sources", src)
+		return nil, fmt.Errorf("ALT_SRC=%s: not a folder; get Alt's sources at the pinned commit: %s", src, c.CheckoutHint(src))
 	}
 	link := filepath.Join(e.Repo, SrcLink)
 	if cur, err := os.Readlink(link); err != nil || cur != src {
 		os.Remove(link)
 		if err := os.Symlink(src, link); err != nil {
-			return fmt.Errorf("linking %s to ALT_SRC: %w", link, err)
+			return nil, fmt.Errorf("linking %s to ALT_SRC: %w", link, err)
 		}
 	}
-	var missing []error
+	r := &Sources{Dir: src, Pinned: c.Alt.Commit, hint: fmt.Sprintf("git -C %s fetch && git -C %s checkout %s", src, src, c.Alt.Commit)}
+	// Name paths under ALT_SRC, not under the link.
+	show := func(p string) string { return filepath.Join(src, strings.TrimPrefix(p, link)) }
+	var known bool
+	r.Commit, known = contract.Commit(ctx, e.Runner, src)
+	r.AtPin = known && r.Commit == c.Alt.Commit
 	for _, name := range layers {
 		v, err := e.Stack.Layer(name).View(e.Cfg.Profile, nil)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		layerDir := filepath.Join(e.Repo, filepath.Dir(stack.RootFile), v.Layer.Dir)
 		for _, a := range v.Artifacts {
 			ctxDir := filepath.Join(layerDir, a.Context)
 			if _, err := os.Stat(ctxDir); err != nil {
-				missing = append(missing, fmt.Errorf("%s: build context of %s: %s does not exist", v.Layer.File, a.Image, ctxDir))
+				r.Missing = append(r.Missing, fmt.Errorf("%s: build context of %s: %s does not exist", v.Layer.File, a.Image, show(ctxDir)))
 				continue
 			}
 			if _, err := os.Stat(filepath.Join(ctxDir, a.Dockerfile)); err != nil {
-				missing = append(missing, fmt.Errorf("%s: Dockerfile of %s: %s does not exist", v.Layer.File, a.Image, filepath.Join(ctxDir, a.Dockerfile)))
+				r.Missing = append(r.Missing, fmt.Errorf("%s: Dockerfile of %s: %s does not exist", v.Layer.File, a.Image, show(filepath.Join(ctxDir, a.Dockerfile))))
 			}
 		}
 	}
-	return errors.Join(missing...)
+	return r, nil
+}
+
+// Report says, one line each, where the checkout stands against the pin.
+func (s *Sources) Report() []string {
+	if s.AtPin {
+		return []string{fmt.Sprintf("ALT_SRC=%s is at Alt's pinned commit %s", s.Dir, s.Pinned)}
+	}
+	return []string{
+		fmt.Sprintf("ALT_SRC=%s is at commit %s, not Alt's pinned commit %s (%s): the wiring was checked against the pinned commit only",
+			s.Dir, s.Commit, s.Pinned, contract.File),
+		fmt.Sprintf("%d build context(s) or Dockerfile(s) missing there; to check out the pinned sources: %s", len(s.Missing), s.hint),
+	}
+}
+
+// CheckSources checks that ALT_SRC holds every build context and
+// Dockerfile of the given layers, naming every one that does not, and warns
+// when it is not at the contract's pinned commit.
+func (e *Engine) CheckSources(layers []string) error {
+	s, err := e.Sources(context.Background(), layers)
+	if err != nil {
+		return err
+	}
+	if !s.AtPin {
+		for _, l := range s.Report() {
+			ui.Warn("%s", l)
+		}
+	}
+	return errors.Join(s.Missing...)
+}
+
+// ValidateSources reports what ALT_SRC holds against the contract's pin
+// and the layers' build contexts. Only a kind cluster builds images: there
+// a missing context is an error; on sim and existing contexts it is said
+// and the run goes on.
+func (e *Engine) ValidateSources(ctx context.Context) error {
+	builds := e.Cfg.Cluster == config.ClusterKind
+	step := ui.Start("sources: ALT_SRC=%s against %s", e.Cfg.Src, contract.File)
+	s, err := e.Sources(ctx, e.Stack.Names())
+	if err != nil {
+		if builds {
+			return step.End(err)
+		}
+		step.Skip("not checked: " + err.Error() + " (the " + e.Cfg.Cluster + " cluster builds nothing)")
+		return nil
+	}
+	if s.AtPin && len(s.Missing) == 0 {
+		step.Skip(s.Report()[0] + ", with every build context and Dockerfile")
+		return nil
+	}
+	if !builds || len(s.Missing) == 0 {
+		step.Skip("see below")
+	} else {
+		step.Fail()
+	}
+	for _, l := range s.Report() {
+		ui.Warn("%s", l)
+	}
+	for _, m := range s.Missing {
+		ui.Warn("%v", m)
+	}
+	if builds && len(s.Missing) > 0 {
+		return fmt.Errorf("ALT_SRC=%s lacks %d build context(s) or Dockerfile(s) the kind cluster builds (listed above)", s.Dir, len(s.Missing))
+	}
+	return nil
 }

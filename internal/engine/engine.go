@@ -617,7 +617,7 @@ func (e *Engine) Where() []string {
 	case config.ClusterSim:
 		return []string{"open:     nothing: no container runs in a simulation (the objects are real, see below)", inspect}
 	case config.ClusterKind:
-		return []string{"open:     http://localhost/ (nginx-external: / frontend, /api backend, /auth auth-service, /ory Kratos)",
+		return []string{"open:     http://localhost/ (nginx-external: / frontend, /api/backend/ alt-backend, /api/auth/ auth-service, /ory/ Kratos, /nginx-health nginx)",
 			"grafana:  KUBECONFIG=" + kc + " " + kubectl + " -n alt-observability port-forward svc/monitoring-grafana 3000", inspect}
 	default:
 		return []string{"open:     the nginx-external Service in alt-ingress (kubectl -n alt-ingress get svc nginx-external)", inspect}

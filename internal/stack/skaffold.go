@@ -35,7 +35,8 @@ type artifact struct {
 	Image   string `json:"image"`
 	Context string `json:"context"`
 	Docker  *struct {
-		Dockerfile string `json:"dockerfile"`
+		Dockerfile string             `json:"dockerfile"`
+		BuildArgs  map[string]*string `json:"buildArgs"`
 	} `json:"docker"`
 }
 

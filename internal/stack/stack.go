@@ -55,11 +55,17 @@ type View struct {
 	TagPolicy string
 }
 
-// Artifact is one first-party image.
+// SrcLink is the git-ignored link at the repository root through which the
+// layer configs reach the Alt source checkout (ALT_SRC): a build context
+// is ../../.alt-src/<folder in Alt>.
+const SrcLink = ".alt-src"
+
+// Artifact is one first-party image a layer builds.
 type Artifact struct {
 	Image      string
 	Context    string // as written, relative to the layer folder
 	Dockerfile string
+	BuildArgs  map[string]string // docker.buildArgs (a null value: "")
 }
 
 // Release is one Helm release.
@@ -205,6 +211,14 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 			art := Artifact{Image: a.Image, Context: a.Context, Dockerfile: "Dockerfile"}
 			if a.Docker != nil && a.Docker.Dockerfile != "" {
 				art.Dockerfile = a.Docker.Dockerfile
+			}
+			if a.Docker != nil && len(a.Docker.BuildArgs) > 0 {
+				art.BuildArgs = map[string]string{}
+				for k, v := range a.Docker.BuildArgs {
+					if v != nil {
+						art.BuildArgs[k] = *v
+					}
+				}
 			}
 			v.Artifacts = append(v.Artifacts, art)
 		}

@@ -35,7 +35,6 @@ func (ps Problems) Error() string {
 
 var imageVar = regexp.MustCompile(`\{\{\s*\.IMAGE_(?:REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN|REPO_NO_DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
 
-
 // Validate checks the stack against the Mage graph and reports every
 // problem at once (nil when there is none).
 func Validate(s *Stack, g *Graph) error {

@@ -61,9 +61,83 @@ Name of the credentials Secret (contract: <release>-credentials).
 {{- end }}
 
 {{/*
-Namespaces that hold a copy of the credentials Secret: the release namespace
-first, then every consumer namespace.
+Name of a login role's Secret: <release>-<role with "_" as "-">.
+Call with (dict "root" $ "role" <role name>).
 */}}
-{{- define "postgres.secretNamespaces" -}}
-{{- prepend .Values.secrets.namespaces .Release.Namespace | uniq | toJson }}
+{{- define "postgres.roleSecretName" -}}
+{{- printf "%s-%s" (include "postgres.fullname" .root) (.role | replace "_" "-") | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+One credentials Secret (username, password, database) in the release
+namespace and every namespace of .namespaces. The password is the one an
+existing copy holds, else a new random one. Call with (dict "root" $ "name"
+<Secret name> "username" <user> "namespaces" <list>).
+*/}}
+{{- define "postgres.credentials" -}}
+{{- $root := .root }}
+{{- $name := .name }}
+{{- $namespaces := prepend .namespaces $root.Release.Namespace | uniq }}
+{{- $password := "" }}
+{{- range $namespaces }}
+{{- if not $password }}
+{{- $existing := lookup "v1" "Secret" . $name }}
+{{- if and $existing $existing.data (hasKey $existing.data "password") }}
+{{- $password = index $existing.data "password" | b64dec }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if not $password }}
+{{- $password = randAlphaNum (int $root.Values.secrets.passwordLength) }}
+{{- end }}
+{{- range $namespaces }}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: {{ $name }}
+  namespace: {{ . }}
+  labels:
+    {{- include "postgres.labels" $root | nindent 4 }}
+  annotations:
+    helm.sh/resource-policy: keep
+type: Opaque
+data:
+  username: {{ $.username | b64enc }}
+  password: {{ $password | b64enc }}
+  database: {{ $root.Values.database | b64enc }}
+{{- end }}
+{{- end }}
+
+{{/*
+Init container that waits until the database accepts connections.
+*/}}
+{{- define "postgres.waitForDatabase" -}}
+- name: wait-for-database
+  image: {{ include "postgres.image" .Values.image | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command: ["sh", "-c", 'until pg_isready -h "$PGHOST" -p "$PGPORT" -t 2; do sleep 2; done']
+  env:
+    - name: PGHOST
+      value: {{ include "postgres.host" . | quote }}
+    - name: PGPORT
+      value: {{ .Values.service.port | quote }}
+  resources:
+    {{- toYaml .Values.migration.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+{{- end }}
+
+{{/*
+In-cluster host name of the database Service.
+*/}}
+{{- define "postgres.host" -}}
+{{- printf "%s.%s.svc" (include "postgres.fullname" .) .Release.Namespace }}
+{{- end }}
+
+{{/*
+Environment variable of the roles Job holding a login role's password.
+*/}}
+{{- define "postgres.rolePasswordVar" -}}
+{{- printf "PASSWORD_%s" (. | upper) }}
 {{- end }}

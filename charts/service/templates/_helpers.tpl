@@ -127,6 +127,9 @@ prometheus.io/scrape: "true"
 prometheus.io/port: {{ default .Values.containerPort .Values.metrics.port | toString | quote }}
 prometheus.io/path: {{ .Values.metrics.path | quote }}
 {{- end }}
+{{- if and (not .Values.probes.enabled) .Values.probes.noneBecause }}
+alt-platform.io/no-probes: {{ .Values.probes.noneBecause | quote }}
+{{- end }}
 {{- with .Values.podAnnotations }}
 {{ toYaml . }}
 {{- end }}
