@@ -11,11 +11,11 @@ import (
 
 // CI is the gate every change passes: static checks (vet, unit tests, the
 // stack, helm lint, strict render, policy, references, hooks, object
-// owners, git-ignored inputs, network flows both ways, skaffold render of
-// every profile), a deploy to a fresh sim cluster from
-// empty and again unchanged, then every test. Writes .cache/ci/junit.xml and,
-// on GitHub Actions, the step summary (GITHUB_STEP_SUMMARY). Reads
-// ALT_TOOLS_DIR.
+// owners, git-ignored inputs, network flows both ways, Alt's contract,
+// skaffold render of every profile, kube-score), a deploy to a fresh sim
+// cluster from empty and again unchanged, then every test. Writes
+// .cache/ci/junit.xml and, on GitHub Actions, the step summary
+// (GITHUB_STEP_SUMMARY). Reads ALT_TOOLS_DIR.
 func CI(ctx context.Context) error {
 	repo, self, tc, err := repoSelfTools()
 	if err != nil {

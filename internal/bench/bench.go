@@ -124,7 +124,7 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 // against what they replace at the least: `skaffold render --offline` of
 // the root config for the three profiles, one after another.
 func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
-	paths, err := tc.Ensure(ctx, "helm", "skaffold")
+	paths, err := tc.Ensure(ctx, tools.Static...)
 	if err != nil {
 		return Result{}, err
 	}
@@ -148,7 +148,7 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 	step.Done()
 	step = ui.Start("static checks of ci, every profile")
 	start = time.Now()
-	_, err = check.All(ctx, check.Options{Runner: r, Stack: s, Graph: g, Helm: paths["helm"], Skaffold: paths["skaffold"], Profiles: config.Profiles})
+	_, err = check.All(ctx, check.Options{Runner: r, Stack: s, Graph: g, Helm: paths["helm"], Skaffold: paths["skaffold"], KubeScore: paths["kube-score"], Profiles: config.Profiles})
 	if err := step.End(err); err != nil {
 		return Result{}, err
 	}

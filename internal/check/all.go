@@ -20,10 +20,11 @@ type Options struct {
 	Runner *run.Runner
 	Stack  *stack.Stack
 	Graph  *stack.Graph
-	// Helm and Skaffold are the pinned binaries (tools.Cache.Ensure).
-	// An empty Skaffold skips SkaffoldRender (and says so in a note).
-	Helm, Skaffold string
-	Profiles       []string
+	// Helm, Skaffold and KubeScore are the pinned binaries
+	// (tools.Cache.Ensure). An empty Skaffold skips SkaffoldRender, an empty
+	// KubeScore skips KubeScore (each says so in a note).
+	Helm, Skaffold, KubeScore string
+	Profiles                  []string
 }
 
 // Timing is how long one check took (wall clock; checks overlap).
@@ -41,10 +42,10 @@ type Report struct {
 }
 
 // All runs every static check for the profiles: Render, then Strict,
-// Policy, Secrets, References, Hooks, Owners and Flows on the rendered
-// objects; Deployed and Committed on the repository; Lint; and
-// SkaffoldRender of the root config per profile (compared with Render by
-// SameAsSkaffold). The helm and skaffold processes run concurrently. The
+// Policy, Secrets, References, Hooks, Owners, Flows, Contract and KubeScore
+// on the rendered objects; Deployed and Committed on the repository; Lint;
+// and SkaffoldRender of the root config per profile (compared with Render
+// by SameAsSkaffold). The helm and skaffold processes run concurrently. The
 // error joins every check's problems, each prefixed with the check's name.
 func All(ctx context.Context, o Options) (*Report, error) {
 	start := time.Now()
@@ -138,6 +139,14 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		err = Contract(c, o.Stack, objs)
 	}
 	record("contract", t, nil, err)
+
+	if o.KubeScore != "" {
+		t = time.Now()
+		notes, err = KubeScore(ctx, o.Runner, o.Stack.Repo, o.KubeScore, objs)
+		record("kube-score", t, notes, err)
+	} else {
+		rep.Notes = append(rep.Notes, Note{Check: "kube-score", What: "kube-score", Why: "no kube-score binary given"})
+	}
 
 	wg.Wait()
 	if o.Skaffold != "" {

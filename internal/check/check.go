@@ -2,8 +2,9 @@
 // can be proved from the Skaffold files and the Helm charts without a
 // cluster. Render turns every release of every layer into objects, each
 // tagged with its layer, release and template file; the checks (Strict,
-// Policy, Secrets, References, Hooks, Flows) work on those objects, and Lint and
-// SkaffoldRender run helm lint and skaffold render. Every check reports
+// Policy, Secrets, References, Hooks, Flows, Contract, KubeScore) work on
+// those objects, and Lint and SkaffoldRender run helm lint and skaffold
+// render. Every check reports
 // every problem it finds, each naming the file and the object.
 package check
 

@@ -727,6 +727,7 @@ func TestRepository(t *testing.T) {
 	}
 	helm, r := tool(t, "helm")
 	sk, _ := tool(t, "skaffold")
+	ks, _ := tool(t, "kube-score")
 	repo, _ := filepath.Abs(filepath.Join("..", ".."))
 	s, err := stack.Load(repo)
 	if err != nil {
@@ -739,7 +740,7 @@ func TestRepository(t *testing.T) {
 	if os.Getenv("ALT_CHECK_NO_SKAFFOLD") != "" {
 		sk = ""
 	}
-	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, Profiles: []string{"dev", "staging", "prod"}})
+	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, KubeScore: ks, Profiles: []string{"dev", "staging", "prod"}})
 	for _, n := range rep.Notes {
 		t.Logf("note: %s", n)
 	}
@@ -764,5 +765,117 @@ func TestRepository(t *testing.T) {
 	}
 	if len(rep.Rendered) != 3*releases || objs == 0 {
 		t.Errorf("rendered %d releases (%d objects), want %d (%d per profile)", len(rep.Rendered), objs, 3*releases, releases)
+	}
+}
+
+// statefulSetYAML is a StatefulSet governed by a headless Service, beside
+// the ClusterIP Service its clients use: clean for kube-score.
+const statefulSetYAML = `apiVersion: v1
+kind: Service
+metadata:
+  name: cache
+  namespace: {{ .Release.Namespace }}
+spec:
+  selector: {app.kubernetes.io/name: cache}
+  ports: [{name: redis, port: 6379, targetPort: redis}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: cache-headless
+  namespace: {{ .Release.Namespace }}
+spec:
+  clusterIP: None
+  selector: {app.kubernetes.io/name: cache}
+  ports: [{name: redis, port: 6379, targetPort: redis}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: cache
+  namespace: {{ .Release.Namespace }}
+spec:
+  serviceName: cache-headless
+  replicas: 1
+  selector:
+    matchLabels: {app.kubernetes.io/name: cache}
+  template:
+    metadata:
+      labels: {app.kubernetes.io/name: cache}
+    spec:
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 65532
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+        - name: cache
+          image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+          ports:
+            - {name: redis, containerPort: 6379}
+          resources:
+            requests: {cpu: 10m, memory: 16Mi}
+            limits: {cpu: 100m, memory: 64Mi}
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}
+          readinessProbe:
+            exec: {command: [redis-cli, ping]}
+          livenessProbe:
+            tcpSocket: {port: redis}
+`
+
+func TestKubeScore(t *testing.T) {
+	helm, r := tool(t, "helm")
+	ks, _ := tool(t, "kube-score")
+	const sts = "charts/app/templates/statefulset.yaml"
+	// Every case starts from the fixture with namespaces written and the
+	// StatefulSet added.
+	clean := []edit{
+		{"charts/app/templates/deployment.yaml", "  name: {{ .Release.Name }}\n", "  name: {{ .Release.Name }}\n  namespace: {{ .Release.Namespace }}\n"},
+		{"charts/app/templates/secret.yaml", "  name: {{ .Values.credentials.secret }}\n", "  name: {{ .Values.credentials.secret }}\n  namespace: {{ .Release.Namespace }}\n"},
+		{sts, "", statefulSetYAML},
+	}
+	cases := []struct {
+		name  string
+		edits []edit
+		want  []string
+		note  string // a note that must be reported
+	}{
+		{name: "clean"},
+		{name: "StatefulSet without a headless Service", edits: []edit{{sts, "serviceName: cache-headless", "serviceName: cache"}},
+			want: []string{sts + ": StatefulSet alt-app/cache (release app, layer alt-app): kube-score statefulset-has-servicename CRITICAL", "[dev, prod]"}},
+		{name: "no metadata.namespace", edits: []edit{{sts, "  name: cache\n  namespace: {{ .Release.Namespace }}\nspec:\n  serviceName", "  name: cache\nspec:\n  serviceName"}},
+			want: []string{sts + ": StatefulSet alt-app/cache (release app, layer alt-app): no metadata.namespace", "belongs in alt-app"}},
+		{name: "an entry limited to objects covers no other", edits: []edit{{sts, "exec: {command: [redis-cli, ping]}", "tcpSocket: {port: redis}"}},
+			want: []string{"StatefulSet alt-app/cache", "pod-probes-identical"}},
+		{name: "an entry limited to profiles covers no other", edits: []edit{
+			{sts, "serviceName: cache-headless", "serviceName: cache"},
+			{KubeScoreFile, "", "  - check: statefulset-has-servicename\n    profiles: [dev]\n    reason: only dev\n"}},
+			want: []string{"StatefulSet alt-app/cache", "statefulset-has-servicename", "[prod]"}},
+		{name: "an entry that ignores nothing is a note", edits: []edit{{KubeScoreFile, "", "  - check: service-type\n    reason: no NodePort in the fixture\n"}},
+			note: "kube-score: not checked: nothing: charts/kube-score.yaml ignore[5] (service-type)"},
+		{name: "unknown check", edits: []edit{{KubeScoreFile, "", "  - check: no-such-check\n    reason: typo\n"}},
+			want: []string{KubeScoreFile, `ignore[5].check: kube-score has no check "no-such-check"`}},
+		{name: "no reason", edits: []edit{{KubeScoreFile, "", "  - check: service-type\n    profiles: [qa]\n    objects: [Service]\n"}},
+			want: []string{`ignore[5].reason: ignoring "service-type" needs a reason`, `ignore[5].profiles[0]: no profile "qa"`, `ignore[5].objects[0]: "Service" is not "Kind namespace/name"`}},
+		{name: "not the file's shape", edits: []edit{{KubeScoreFile, "", "  - check: service-type\n    reson: typo\n"}},
+			want: []string{KubeScoreFile, "not a list of {check, reason} under ignore", "reson"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := fixture(t, append(slices.Clone(clean), c.edits...)...)
+			rs, err := Render(context.Background(), r, loadStack(t, repo), helm, "dev", "prod")
+			wantErr(t, err)
+			notes, err := KubeScore(context.Background(), r, repo, ks, Objects(rs))
+			wantErr(t, err, c.want...)
+			if c.note != "" && !slices.ContainsFunc(notes, func(n Note) bool { return strings.Contains(n.String(), c.note) }) {
+				t.Errorf("want a note %q, got %v", c.note, notes)
+			}
+			if c.note == "" && len(notes) > 0 {
+				t.Errorf("want no note, got %v", notes)
+			}
+		})
 	}
 }

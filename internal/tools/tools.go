@@ -95,10 +95,16 @@ var All = []Tool{
 	{Name: "kwok", Version: "v0.7.0", Package: "sigs.k8s.io/kwok/cmd/kwok",
 		Module:  &Module{Name: "kwok-v0.7.0", Require: []string{"sigs.k8s.io/kwok v0.7.0"}},
 		LDFlags: "-X sigs.k8s.io/kwok/pkg/consts.Version=v0.7.0"},
+	{Name: "kube-score", Version: "v1.20.0", Package: "github.com/zegl/kube-score/cmd/kube-score",
+		Module:  &Module{Name: "kube-score-v1.20.0", Require: []string{"github.com/zegl/kube-score v1.20.0"}},
+		LDFlags: "-X main.version=v1.20.0"},
 }
 
 // Deploy are the tools every deploy needs.
 var Deploy = []string{"helm", "skaffold", "kubectl"}
+
+// Static are the tools of ci's static stage.
+var Static = []string{"helm", "skaffold", "kube-score"}
 
 // Sim are the tools of the simulated cluster.
 var Sim = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"}
