@@ -12,6 +12,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/stack"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -21,7 +22,8 @@ import (
 // container running it gets the environment its code requires, the command
 // it must run, the database role and Secret it connects with, only the
 // ports it listens on, and probes only on those ports and its health
-// paths; nginx-external routes each path where Alt's routes go and to a
+// paths; a schema migration runs only after a roles Job made the roles it
+// needs; nginx-external routes each path where Alt's routes go and to a
 // Service port that reaches the service.
 func Contract(c *contract.Contract, s *stack.Stack, objs []*Object) error {
 	var ps Problems
@@ -118,6 +120,9 @@ func contractWorkloads(c *contract.Contract, objs []*Object) Problems {
 			}
 			contractEnv(svc, ct.c, w.obj.Namespace, secrets, prob)
 			contractPorts(svc, ct.c, w.longRunning, prob)
+			if len(svc.RolesBefore) > 0 {
+				ps = append(ps, rolesBefore(svc, w, objs)...)
+			}
 			if why := w.annotations[NoProbesAnnotation]; why != "" && len(svc.Ports) > 0 {
 				prob("pod annotation %s=%q, but Alt's code listens on %s: probe it", NoProbesAnnotation, why, portList(svc.Ports))
 			}
@@ -134,6 +139,69 @@ func contractWorkloads(c *contract.Contract, objs []*Object) Problems {
 		}
 	}
 	return ps
+}
+
+// hookWeight is an object's helm.sh/hook-weight (0 when unset) and whether
+// it is a Helm hook at all.
+func hookWeight(o *Object) (int, bool) {
+	m, ok := typed(o).(metav1.Object)
+	if !ok {
+		return 0, false
+	}
+	ann := m.GetAnnotations()
+	if _, ok := ann["helm.sh/hook"]; !ok {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(ann["helm.sh/hook-weight"])
+	return n, true
+}
+
+// rolesBefore checks that the release of a migration Job runs, as an
+// earlier hook, a roles Job whose roles.sql makes every role the
+// migration needs first.
+func rolesBefore(svc *contract.Service, mig workload, objs []*Object) Problems {
+	migWeight, isHook := hookWeight(mig.obj)
+	var sql string
+	var rolesJob *Object
+	for _, o := range objs {
+		if o.Release != mig.obj.Release || o.Namespace != mig.obj.Namespace {
+			continue
+		}
+		if cm, ok := typed(o).(*corev1.ConfigMap); ok && cm.Data["roles.sql"] != "" {
+			sql = cm.Data["roles.sql"]
+			for _, w := range workloads(objs) {
+				if w.obj.Release != o.Release || w.obj.Kind != "Job" {
+					continue
+				}
+				for _, v := range w.spec.Volumes {
+					if v.ConfigMap != nil && v.ConfigMap.Name == o.Name {
+						rolesJob = w.obj
+					}
+				}
+			}
+		}
+	}
+	if rolesJob == nil {
+		return Problems{mig.obj.problem("no roles Job of release %s makes the roles this migration needs first (%s)", mig.obj.Release, factNames(svc.RolesBefore))}
+	}
+	var ps Problems
+	if w, hook := hookWeight(rolesJob); !isHook || !hook || w >= migWeight {
+		ps = append(ps, rolesJob.problem("runs at hook weight %d, not before the migration Job %s (weight %d): the roles must exist before it", w, mig.obj.Name, migWeight))
+	}
+	for _, r := range svc.RolesBefore {
+		if !strings.Contains(sql, fmt.Sprintf("CREATE ROLE %q", r.Name)) {
+			ps = append(ps, rolesJob.problem("roles.sql does not make role %s, which the migration needs first (%s)", r.Name, r.Source))
+		}
+	}
+	return ps
+}
+
+func factNames(fs []contract.Fact) string {
+	var n []string
+	for _, f := range fs {
+		n = append(n, f.Name)
+	}
+	return strings.Join(n, ", ")
 }
 
 // renderedSecrets maps "namespace/name" to the decoded data of every
@@ -167,6 +235,13 @@ func contractEnv(svc *contract.Service, c *corev1.Container, ns string, secrets 
 		e, ok := env[want.Name]
 		if !ok || (e.Value == "" && e.ValueFrom == nil) {
 			prob("env %s is not set; Alt's code requires it (%s)", want.Name, want.Source)
+		}
+	}
+	for _, want := range svc.Secrets {
+		name, key, _ := strings.Cut(want.Path, "/")
+		ref := env[want.Name].ValueFrom
+		if ref == nil || ref.SecretKeyRef == nil || ref.SecretKeyRef.Name != name || ref.SecretKeyRef.Key != key {
+			prob("env %s must come from Secret %s key %s (%s)", want.Name, name, key, want.Source)
 		}
 	}
 	db := svc.Database

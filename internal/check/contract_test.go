@@ -71,6 +71,12 @@ func TestContract(t *testing.T) {
 			"holds username \"postgres\"; search-indexer connects as search_indexer_user", "alt-processing"},
 		{"the service's own migration not run", "Job", "auth-service", "- /app/migrate\n", "- /app/migrated\n",
 			"no rendered container runs its migration [\"/app/migrate\" \"-command\" \"up\"]", ""},
+		{"the master key instead of the scoped one", "Deployment", "search-indexer", "name: meilisearch-search-indexer-key\n                  key: api-key", "name: meilisearch-credentials\n                  key: master-key",
+			"env MEILISEARCH_API_KEY must come from Secret meilisearch-search-indexer-key key api-key", ""},
+		{"a role the migration grants to, not made first", "ConfigMap", "postgres", "CREATE ROLE \"tag_generator\";", "SELECT 1;",
+			"roles.sql does not make role tag_generator, which the migration needs first (migrations-atlas/migrations/20240101002800", ""},
+		{"the roles Job after the migration", "Job", "postgres", "helm.sh/hook-weight: \"-5\"", "helm.sh/hook-weight: \"5\"",
+			"runs at hook weight 5, not before the migration Job postgres-migrate (weight 0)", ""},
 		{"the migration Job without its command", "Job", "postgres", "- apply\n", "- status\n",
 			"Alt's image must run [\"apply\"]", ""},
 	}

@@ -54,6 +54,13 @@ type Service struct {
 	Migrate       []string  `json:"migrate,omitempty"`
 	MigrateSource string    `json:"migrateSource,omitempty"`
 	Database      *Database `json:"database,omitempty"`
+	// Secrets are variables that must come from one Secret key (Name is
+	// the variable, Path "secret/key").
+	Secrets []Fact `json:"secrets,omitempty"`
+	// RolesBefore are the database roles that must exist before this
+	// service's schema migration runs (it grants to them without making
+	// them): a roles Job of the same release makes each, earlier.
+	RolesBefore []Fact `json:"rolesBefore,omitempty"`
 }
 
 // Route is one location of nginx-external: path goes to port of the
