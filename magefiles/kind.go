@@ -9,6 +9,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/kind"
+	"github.com/alt-platform/orchestration/internal/kindimage"
 	"github.com/magefile/mage/mg"
 )
 
@@ -57,6 +58,29 @@ func (Kind) Reset(ctx context.Context) error {
 	}
 	fmt.Println(kubeconfig)
 	return nil
+}
+
+// Image builds, once per machine, the images the kind cluster uses when no image registry is reachable (ALT_KIND_OFFLINE): the node image of the pinned Kubernetes version and the registry image; present ones are reused. Reads ALT_TOOLS_DIR.
+func (Kind) Image(ctx context.Context) error {
+	b, err := kindImages()
+	if err != nil {
+		return err
+	}
+	imgs, err := b.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(imgs.Node)
+	fmt.Println(imgs.Registry)
+	return nil
+}
+
+func kindImages() (*kindimage.Builder, error) {
+	tc, err := toolsCache()
+	if err != nil {
+		return nil, err
+	}
+	return &kindimage.Builder{Tools: tc, Runner: newRunner()}, nil
 }
 
 func kindProvider() (*kind.Provider, error) {
