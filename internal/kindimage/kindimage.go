@@ -118,6 +118,11 @@ func (b *Builder) Present(ctx context.Context) bool {
 
 // recipeOf is the image's Label, or "" when the image is absent.
 func (b *Builder) recipeOf(ctx context.Context, img string) string {
+	// `docker image ls` answers an absent image with nothing, not an error.
+	id, err := b.Runner.Output(ctx, "docker", "image", "ls", "--quiet", img)
+	if err != nil || strings.TrimSpace(id) == "" {
+		return ""
+	}
 	out, err := b.Runner.Output(ctx, "docker", "image", "inspect", "--format", `{{index .Config.Labels "`+Label+`"}}`, img)
 	if err != nil {
 		return ""
