@@ -596,10 +596,11 @@ func (b *Builder) importImages(ctx context.Context, dir string, refs []string) e
 	if err := r.Run(ctx, "docker", "exec", name, "rm", "-f", "/images.tar", "/var/log/containerd-import.log"); err != nil {
 		return err
 	}
+	// The container keeps the node base's STOPSIGNAL (SIGRTMIN+3, which
+	// systemd stops on); Docker 20.10's commit cannot set it.
 	return r.Run(ctx, "docker", "commit",
 		"--change", `ENTRYPOINT ["/usr/local/bin/alt-entrypoint", "/sbin/init"]`,
 		"--change", `CMD []`,
-		"--change", "STOPSIGNAL SIGRTMIN+3",
 		"--change", "LABEL "+Label+"="+quoteLabel(Recipe),
 		"--change", "LABEL io.alt-platform.kind-image-build=",
 		name, NodeImage)
