@@ -24,16 +24,19 @@ var capNames = []string{
 }
 
 // parseCapBnd splits a CapBnd mask (/proc/<pid>/status, hex) into the
-// capabilities it holds and those it lacks, of the ones named above.
-func parseCapBnd(hex string) (held, missing []string, err error) {
+// capabilities it holds and those it lacks, of the ones named above up to
+// the kernel's last (/proc/sys/kernel/cap_last_cap).
+func parseCapBnd(hex string, last int) (held, missing []string, err error) {
 	mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
 	if err != nil {
 		return nil, nil, fmt.Errorf("capability mask %q: %w", hex, err)
 	}
 	for i, n := range capNames {
-		if mask&(1<<i) != 0 {
+		switch {
+		case i > last:
+		case mask&(1<<i) != 0:
 			held = append(held, n)
-		} else {
+		default:
 			missing = append(missing, n)
 		}
 	}
@@ -44,6 +47,12 @@ func parseCapBnd(hex string) (held, missing []string, err error) {
 // process. ok is false when no dockerd process is visible (a daemon in
 // another namespace, a remote or rootless one): then nothing is assumed.
 func DaemonCaps() (held, missing []string, ok bool) {
+	last := len(capNames) - 1
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			last = n
+		}
+	}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
@@ -56,7 +65,7 @@ func DaemonCaps() (held, missing []string, ok bool) {
 		}
 		for _, l := range strings.Split(string(status), "\n") {
 			if v, found := strings.CutPrefix(l, "CapBnd:"); found {
-				held, missing, err := parseCapBnd(v)
+				held, missing, err := parseCapBnd(v, last)
 				return held, missing, err == nil
 			}
 		}
@@ -64,22 +73,14 @@ func DaemonCaps() (held, missing []string, ok bool) {
 	return nil, nil, false
 }
 
-// missingDaemonCaps is Options.MissingCaps on this machine.
-func missingDaemonCaps() []string {
-	_, missing, ok := DaemonCaps()
-	if !ok {
-		return nil
-	}
-	return missing
-}
-
-// privilegedArgs replace --privileged for a daemon that holds only the
-// capabilities held: every one of those, no confinement, every device
-// allowed, and the kernel log the kubelet reads.
-func privilegedArgs(held []string) []string {
-	var a []string
-	for _, c := range held {
-		a = append(a, "--cap-add", c)
+// privilegedArgs replace --privileged for a daemon that lacks the missing
+// capabilities: every capability Docker knows but those (Docker 20.10
+// knows none past AUDIT_READ, so they cannot be named one by one), no
+// confinement, every device allowed, and the kernel log the kubelet reads.
+func privilegedArgs(missing []string) []string {
+	a := []string{"--cap-add", "ALL"}
+	for _, c := range missing {
+		a = append(a, "--cap-drop", c)
 	}
 	return append(a,
 		"--security-opt", "systempaths=unconfined",
@@ -94,11 +95,13 @@ func privilegedArgs(held []string) []string {
 // operation not permitted") when the daemon's bounding set lacks one. The
 // shim passes every command through to the real docker but replaces
 // --privileged in `run` and `create` with privilegedArgs and drops it from
-// `exec`.
+// `exec`. The node image's entrypoint then makes the cgroup v1
+// hierarchies, which Docker mounts read-only without --privileged,
+// writable (internal/kindimage).
 func dockerShim(realDocker string, held, missing []string) string {
 	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 	var repl []string
-	for _, a := range privilegedArgs(held) {
+	for _, a := range privilegedArgs(missing) {
 		repl = append(repl, quote(a))
 	}
 	return `#!/bin/sh
