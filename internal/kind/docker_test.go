@@ -42,7 +42,7 @@ func TestRealCluster(t *testing.T) {
 	budget := 15 * time.Minute
 	offline := cfg.KindOffline == "on" || cfg.KindOffline == "auto" && !config.ImageRegistryAnswers(context.Background())
 	if offline && !images.Present(context.Background()) {
-		const build = 50 * time.Minute
+		const build = 40 * time.Minute
 		if d, ok := t.Deadline(); ok && time.Until(d) < build+budget {
 			t.Skipf("no image registry answers and the offline kind images (%s, %s) are not built yet: building them takes about "+
 				"30 minutes on 2 cores, more than this test's -timeout leaves; run `go run mage.go kind:image` first, or go test -timeout=90m",
@@ -114,6 +114,36 @@ func TestRealCluster(t *testing.T) {
 	cm, err := (clientKube{}).client(kc)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Pods run: CoreDNS (pod sandboxes on the pause image, the node's CNI,
+	// images from the node's own containerd) and kube-proxy become ready.
+	ready := func() string {
+		d, err := cm.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if d.Status.AvailableReplicas == 0 || d.Status.AvailableReplicas != d.Status.Replicas {
+			return fmt.Sprintf("coredns: %d of %d replicas available", d.Status.AvailableReplicas, d.Status.Replicas)
+		}
+		ds, err := cm.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		if ds.Status.NumberReady == 0 || ds.Status.NumberReady != ds.Status.DesiredNumberScheduled {
+			return fmt.Sprintf("kube-proxy: %d of %d ready", ds.Status.NumberReady, ds.Status.DesiredNumberScheduled)
+		}
+		return ""
+	}
+	for deadline := time.Now().Add(3 * time.Minute); ; {
+		why := ready()
+		if why == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			pods, _ := r.Output(ctx, "docker", "exec", cp, "crictl", "ps", "-a")
+			t.Fatalf("system pods not ready within 3m: %s\n%s", why, pods)
+		}
+		time.Sleep(2 * time.Second)
 	}
 	got, err := cm.CoreV1().ConfigMaps("kube-public").Get(ctx, "local-registry-hosting", metav1.GetOptions{})
 	if err != nil || !strings.Contains(got.Data["localRegistryHosting.v1"], p.Spec().RegistryHost()) {
