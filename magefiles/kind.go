@@ -17,7 +17,7 @@ import (
 // kubeconfig is .cache/kind/kubeconfig, your own kubeconfig is not touched.
 type Kind mg.Namespace
 
-// Create makes the kind cluster and its registry, or reuses them; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE.
+// Create makes the kind cluster and its registry, or reuses them; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE, ALT_KIND_OFFLINE (offline it builds the images of kind:image first if missing, using ALT_TOOLS_DIR).
 func (Kind) Create(ctx context.Context) error {
 	p, err := kindProvider()
 	if err != nil {
@@ -43,7 +43,7 @@ func (Kind) Delete(ctx context.Context) error {
 	return p.Delete(ctx, false)
 }
 
-// Reset deletes the kind cluster and creates it again, keeping the registry and its images; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT.
+// Reset deletes the kind cluster and creates it again, keeping the registry and its images; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_OFFLINE.
 func (Kind) Reset(ctx context.Context) error {
 	p, err := kindProvider()
 	if err != nil {
