@@ -47,6 +47,10 @@ import (
 const (
 	KubeVersion = "v1.34.2"
 	Revision    = "1"
+	// RootfsRevision changes only when the Debian rootfs's own recipe
+	// does (Suite, Mirror, RootfsPackages), so that a change to the node
+	// does not redo the slowest download.
+	RootfsRevision = "1"
 	// KindModule is the kind release whose base files (entrypoint,
 	// containerd config, systemd units) go into the node image; the same as
 	// go.mod's sigs.k8s.io/kind.
@@ -64,7 +68,7 @@ const (
 	// answer for them, so nothing tries to pull them.
 	NodeImage     = "alt-platform.invalid/kind-node:" + KubeVersion + "-r" + Revision
 	RegistryImage = "alt-platform.invalid/registry:2.8.2-r" + Revision
-	rootfsImage   = "alt-platform.invalid/kind-rootfs:" + Suite + "-r" + Revision
+	rootfsImage   = "alt-platform.invalid/kind-rootfs:" + Suite + "-r" + RootfsRevision
 	nodeBaseImage = "alt-platform.invalid/kind-node-base:" + KubeVersion + "-r" + Revision
 
 	// Label holds Recipe on every image built here.
@@ -85,6 +89,11 @@ var RootfsPackages = []string{
 var Recipe = strings.Join([]string{
 	"r" + Revision, "kubernetes " + KubeVersion, KindModule, Suite + " " + Mirror,
 	RegistryPackage, "packages " + strings.Join(RootfsPackages, ","),
+}, "; ")
+
+// rootfsRecipe is the Label of the rootfs image.
+var rootfsRecipe = strings.Join([]string{
+	"rootfs r" + RootfsRevision, Suite + " " + Mirror, "packages " + strings.Join(RootfsPackages, ","),
 }, "; ")
 
 // Images are the two images the kind cluster uses offline.
@@ -241,7 +250,7 @@ func (b *Builder) buildPieces(ctx context.Context, dir string, waitRootfs func()
 
 // ensureRootfs makes the Debian rootfs image unless it exists.
 func (b *Builder) ensureRootfs(ctx context.Context, dir string) error {
-	if b.recipeOf(ctx, rootfsImage) == Recipe {
+	if b.recipeOf(ctx, rootfsImage) == rootfsRecipe {
 		ui.Start("kind image: rootfs %s", rootfsImage).Skip("present")
 		return nil
 	}
@@ -269,7 +278,7 @@ func (b *Builder) ensureRootfs(ctx context.Context, dir string) error {
 		if err := b.Runner.Run(ctx, "tar", "--numeric-owner", "-C", root, "-cf", tarball, "."); err != nil {
 			return err
 		}
-		return b.Runner.Run(ctx, "docker", "import", "--change", "LABEL "+Label+"="+quoteLabel(Recipe), tarball, rootfsImage)
+		return b.Runner.Run(ctx, "docker", "import", "--change", "LABEL "+Label+"="+quoteLabel(rootfsRecipe), tarball, rootfsImage)
 	})
 }
 
