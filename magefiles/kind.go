@@ -9,6 +9,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/kind"
+	"github.com/alt-platform/orchestration/internal/kindimage"
 	"github.com/magefile/mage/mg"
 )
 
@@ -16,7 +17,7 @@ import (
 // kubeconfig is .cache/kind/kubeconfig, your own kubeconfig is not touched.
 type Kind mg.Namespace
 
-// Create makes the kind cluster and its registry, or reuses them; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE.
+// Create makes the kind cluster and its registry, or reuses them; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE, ALT_KIND_OFFLINE (offline it builds the images of kind:image first if missing, using ALT_TOOLS_DIR).
 func (Kind) Create(ctx context.Context) error {
 	p, err := kindProvider()
 	if err != nil {
@@ -42,7 +43,7 @@ func (Kind) Delete(ctx context.Context) error {
 	return p.Delete(ctx, false)
 }
 
-// Reset deletes the kind cluster and creates it again, keeping the registry and its images; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT.
+// Reset deletes the kind cluster and creates it again, keeping the registry and its images; prints the kubeconfig path last. Reads ALT_KIND_NAME, ALT_KIND_REGISTRY_PORT, ALT_KIND_OFFLINE.
 func (Kind) Reset(ctx context.Context) error {
 	p, err := kindProvider()
 	if err != nil {
@@ -57,6 +58,29 @@ func (Kind) Reset(ctx context.Context) error {
 	}
 	fmt.Println(kubeconfig)
 	return nil
+}
+
+// Image builds, once per machine, the images the kind cluster uses when no image registry is reachable (ALT_KIND_OFFLINE): the node image of the pinned Kubernetes version and the registry image; present ones are reused. Reads ALT_TOOLS_DIR.
+func (Kind) Image(ctx context.Context) error {
+	b, err := kindImages()
+	if err != nil {
+		return err
+	}
+	imgs, err := b.Ensure(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Println(imgs.Node)
+	fmt.Println(imgs.Registry)
+	return nil
+}
+
+func kindImages() (*kindimage.Builder, error) {
+	tc, err := toolsCache()
+	if err != nil {
+		return nil, err
+	}
+	return &kindimage.Builder{Tools: tc, Runner: newRunner()}, nil
 }
 
 func kindProvider() (*kind.Provider, error) {

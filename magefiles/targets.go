@@ -180,7 +180,8 @@ func (Config) Show() error {
 type Tools mg.Namespace
 
 // Install builds every pinned tool into the cache (ALT_TOOLS_DIR) unless
-// already there.
+// already there; the node binaries of the offline kind images are left to
+// kind:image.
 func (Tools) Install(ctx context.Context) error {
 	c, err := toolsCache()
 	if err != nil {
@@ -188,7 +189,9 @@ func (Tools) Install(ctx context.Context) error {
 	}
 	var names []string
 	for _, t := range tools.All {
-		names = append(names, t.Name)
+		if !t.KindImage {
+			names = append(names, t.Name)
+		}
 	}
 	s := ui.Start("tools in %s", c.Dir)
 	_, err = c.Ensure(ctx, names...)

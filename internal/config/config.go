@@ -62,6 +62,10 @@ type Config struct {
 	// KindRecreate allows deleting and recreating a kind cluster (or its
 	// registry) whose configuration has drifted.
 	KindRecreate bool
+	// KindOffline is auto, on or off: whether the kind cluster uses the
+	// images built on this machine (kind:image) instead of the pinned
+	// public ones; auto decides by whether an image registry answers.
+	KindOffline string
 	// Settings lists every setting in documentation order, for config:show.
 	Settings []Setting
 }
@@ -158,6 +162,17 @@ func Load(env Env, docker Docker) (*Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("ALT_KIND_RECREATE=%q: expected 1 or 0", kindRecreate.Value))
 	}
+	kindOffline := get("ALT_KIND_OFFLINE", "auto", "the kind cluster's images: 1 (the ones kind:image builds here, no registry needed), 0 (the pinned public images), auto (1 when Docker Hub does not answer)")
+	switch kindOffline.Value {
+	case "auto":
+		c.KindOffline = "auto"
+	case "1", "true":
+		c.KindOffline = "on"
+	case "0", "false":
+		c.KindOffline = "off"
+	default:
+		errs = append(errs, fmt.Errorf("ALT_KIND_OFFLINE=%q: expected 1, 0 or auto", kindOffline.Value))
+	}
 	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
 	}
@@ -170,7 +185,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate}
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}
@@ -233,6 +248,28 @@ func DockerAnswers() bool {
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// PublicRegistry is where the kind cluster's pinned public images come
+// from (Docker Hub).
+const PublicRegistry = "registry-1.docker.io"
+
+// ImageRegistryAnswers reports whether PublicRegistry answers HTTPS
+// within three seconds (any HTTP answer counts: its /v2/ asks for a token).
+// It honours HTTPS_PROXY.
+func ImageRegistryAnswers(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+PublicRegistry+"/v2/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
 }
 
 // joinIndented joins errors one per line, indented under a heading.

@@ -305,6 +305,10 @@ func (w *world) provider(repo string, mod func(*Options)) *Provider {
 		LookPath:      func(string) (string, error) { return "/usr/bin/docker", nil },
 		PortFree:      func(int) error { return nil },
 		Now:           func() time.Time { return time.Date(2026, 5, 4, 3, 2, 1, 0, time.UTC) },
+		// A registry answers and the daemon grants every capability,
+		// unless a test says otherwise.
+		RegistryAnswers: func(context.Context) bool { return true },
+		DaemonCaps:      func() ([]string, []string, bool) { return nil, nil, false },
 	}
 	if mod != nil {
 		mod(&o)

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/kindimage"
+	"github.com/alt-platform/orchestration/internal/run"
+	"github.com/alt-platform/orchestration/internal/tools"
 	"github.com/alt-platform/orchestration/internal/ui"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 )
@@ -73,14 +76,38 @@ type Options struct {
 	// PortFree reports whether a host port can be published on 127.0.0.1.
 	PortFree func(port int) error
 	Now      func() time.Time
+
+	// Offline is ALT_KIND_OFFLINE: "on" uses the images built on this
+	// machine (Images), "off" the pinned public ones, "auto" (or "")
+	// decides by RegistryAnswers.
+	Offline string
+	// Images builds or reuses the offline images (kind:image); required
+	// when the cluster goes offline.
+	Images ImageBuilder
+	// RegistryAnswers reports whether the registry of the pinned public
+	// images answers.
+	RegistryAnswers func(context.Context) bool
+	// DaemonCaps reads the Docker daemon's capability bounding set; ok is
+	// false when it cannot be read (nothing is then assumed).
+	DaemonCaps func() (held, missing []string, ok bool)
+	// InstallDockerShim puts a docker program that replaces --privileged
+	// first on PATH for the kind library (default: installDockerShim).
+	InstallDockerShim func(dir string, held, missing []string) error
+}
+
+// ImageBuilder builds or reuses the images of the offline cluster;
+// *kindimage.Builder is one.
+type ImageBuilder interface {
+	Ensure(ctx context.Context) (kindimage.Images, error)
 }
 
 // Provider is the kind cluster of this repository and its registry.
 type Provider struct {
-	spec Spec
-	dir  string
-	o    Options
-	mu   sync.Mutex // CollectLogs
+	spec     Spec
+	dir      string
+	o        Options
+	mu       sync.Mutex // CollectLogs
+	prepared bool
 }
 
 // New returns the provider; it touches nothing.
@@ -103,6 +130,15 @@ func New(o Options) *Provider {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.RegistryAnswers == nil {
+		o.RegistryAnswers = config.ImageRegistryAnswers
+	}
+	if o.DaemonCaps == nil {
+		o.DaemonCaps = DaemonCaps
+	}
+	if o.InstallDockerShim == nil {
+		o.InstallDockerShim = installDockerShim
+	}
 	spec := NewSpec(o.Name, o.RegistryPort)
 	if o.Ports != nil {
 		spec.Ports = o.Ports
@@ -111,10 +147,54 @@ func New(o Options) *Provider {
 }
 
 // FromConfig is the provider the settings describe (ALT_KIND_NAME,
-// ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE). checkSources may be nil.
-func FromConfig(repo string, cfg *config.Config, r Runner, checkSources func() error) *Provider {
+// ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE, ALT_KIND_OFFLINE, and
+// ALT_TOOLS_DIR for the offline images). checkSources may be nil.
+func FromConfig(repo string, cfg *config.Config, r *run.Runner, checkSources func() error) *Provider {
 	return New(Options{Repo: repo, Name: cfg.KindName, RegistryPort: cfg.KindRegistryPort,
-		Recreate: cfg.KindRecreate, Runner: r, CheckSources: checkSources})
+		Recreate: cfg.KindRecreate, Runner: r, CheckSources: checkSources, Offline: cfg.KindOffline,
+		Images: &kindimage.Builder{Tools: &tools.Cache{Dir: cfg.ToolsDir, Runner: r}, Runner: r}})
+}
+
+// prepare decides, once, what this machine needs: which images (the pinned
+// public ones, or those built here when no registry answers or
+// ALT_KIND_OFFLINE=1, built now if missing), and how to run nodes where the
+// Docker daemon cannot grant every capability. It says what it chose.
+func (p *Provider) prepare(ctx context.Context) error {
+	if p.prepared {
+		return nil
+	}
+	if held, missing, ok := p.o.DaemonCaps(); ok && len(missing) > 0 {
+		if err := p.o.InstallDockerShim(filepath.Join(p.dir, "bin"), held, missing); err != nil {
+			return fmt.Errorf("kind: the Docker daemon lacks %s; writing the docker shim that replaces --privileged: %w", strings.Join(missing, ", "), err)
+		}
+		if slices.Contains(missing, "SYS_RESOURCE") {
+			p.spec.RestrictOOMScoreAdj = true
+		}
+	}
+	offline := false
+	switch p.o.Offline {
+	case "on":
+		offline = true
+		ui.Warn("kind: ALT_KIND_OFFLINE=1: using the images built on this machine (kind:image), not %s", NodeImage)
+	case "off":
+	default:
+		if !p.o.RegistryAnswers(ctx) {
+			offline = true
+			ui.Warn("kind: no image registry answers (%s): using the images built on this machine (kind:image) instead of %s; ALT_KIND_OFFLINE=0 insists on the public ones", config.PublicRegistry, NodeImage)
+		}
+	}
+	if offline {
+		if p.o.Images == nil {
+			return errors.New("kind: offline, and no builder for the offline images was given (Options.Images)")
+		}
+		imgs, err := p.o.Images.Ensure(ctx)
+		if err != nil {
+			return err
+		}
+		p.spec.NodeImage, p.spec.RegistryImage, p.spec.Offline = imgs.Node, imgs.Registry, true
+	}
+	p.prepared = true
+	return nil
 }
 
 // Spec is the desired state.
@@ -146,10 +226,13 @@ func (p *Provider) Ensure(ctx context.Context) (string, error) {
 }
 
 func (p *Provider) ensure(ctx context.Context, recreate bool) (string, error) {
-	s, r := p.spec, p.o.Runner
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
 		return "", fmt.Errorf("kind: %w", err)
 	}
+	if err := p.prepare(ctx); err != nil {
+		return "", err
+	}
+	s, r := p.spec, p.o.Runner
 	reg, err := inspect(ctx, r, s.RegistryName)
 	if err != nil {
 		return "", err

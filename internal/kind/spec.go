@@ -72,6 +72,14 @@ type Spec struct {
 	RegistryName  string
 	RegistryImage string
 	RegistryPort  int
+	// Offline: NodeImage and RegistryImage are the images built on this
+	// machine (internal/kindimage); their node has no kindnetd image, so
+	// kind installs no CNI and the node's own bridge config serves.
+	Offline bool
+	// RestrictOOMScoreAdj makes containerd in the nodes leave pods'
+	// oom_score_adj alone: runc cannot lower it where the Docker daemon
+	// lacks CAP_SYS_RESOURCE (pod sandboxes then fail).
+	RestrictOOMScoreAdj bool
 }
 
 // NewSpec is the Spec of the cluster of that name whose registry listens on
@@ -104,9 +112,15 @@ const containerdPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
   config_path = "` + CertsDir + `"
 `
 
+// oomPatch lets containerd run pods where runc cannot lower oom_score_adj
+// (what kind does for rootless nodes).
+const oomPatch = `[plugins."io.containerd.grpc.v1.cri"]
+  restrict_oom_score_adj = true
+`
+
 // Config is the kind Cluster object (v1alpha4) of the spec: one
 // control-plane node of NodeImage publishing Ports, containerd reading
-// registry hosts from CertsDir.
+// registry hosts from CertsDir; offline, no default CNI.
 func (s Spec) Config() *v1alpha4.Cluster {
 	var ports []v1alpha4.PortMapping
 	for _, p := range s.Ports {
@@ -117,6 +131,10 @@ func (s Spec) Config() *v1alpha4.Cluster {
 			Protocol:      v1alpha4.PortMappingProtocolTCP,
 		})
 	}
+	patches := []string{containerdPatch}
+	if s.RestrictOOMScoreAdj {
+		patches = append(patches, oomPatch)
+	}
 	return &v1alpha4.Cluster{
 		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Name:     s.Name,
@@ -125,7 +143,8 @@ func (s Spec) Config() *v1alpha4.Cluster {
 			Image:             s.NodeImage,
 			ExtraPortMappings: ports,
 		}},
-		ContainerdConfigPatches: []string{containerdPatch},
+		Networking:              v1alpha4.Networking{DisableDefaultCNI: s.Offline},
+		ContainerdConfigPatches: patches,
 	}
 }
 

@@ -33,6 +33,9 @@ type Tool struct {
 	Module *Module
 	// LDFlags stamps the version into the binary.
 	LDFlags string
+	// KindImage marks the tools only the offline kind images need
+	// (internal/kindimage builds them; tools:install leaves them out).
+	KindImage bool
 }
 
 // Module is a wrapper module: what it requires and replaces.
@@ -57,6 +60,12 @@ var kubernetes = &Module{
 		"kube-controller-manager", "kube-proxy", "kube-scheduler", "kubectl", "kubelet", "metrics",
 		"mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin", "sample-controller"),
 }
+
+// kubernetesNode builds the node binaries (kubelet, kubeadm, kube-proxy) of
+// the offline kind image: the same requirements in a wrapper of its own, so
+// that its go.mod and go.sum never change under a running build of the
+// control plane (the build cache is shared).
+var kubernetesNode = &Module{Name: "kubernetes-node-" + kubeVersion, Require: kubernetes.Require, Replace: kubernetes.Replace}
 
 // kubeLDFlags stamps the version; unstamped, the API server reports
 // v0.0.0-master+$Format:%H$, which kubectl and Helm cannot parse.
@@ -92,6 +101,17 @@ var All = []Tool{
 	{Name: "etcd", Version: "v3.6.6", Package: "go.etcd.io/etcd/server/v3",
 		// go install refuses etcd's replace directives; a wrapper has none.
 		Module: &Module{Name: "etcd-v3.6.6", Require: []string{"go.etcd.io/etcd/server/v3 v3.6.6"}}},
+	{Name: "kubelet", Version: kubeVersion, Package: "k8s.io/kubernetes/cmd/kubelet", Module: kubernetesNode, LDFlags: kubeLDFlags, KindImage: true},
+	{Name: "kubeadm", Version: kubeVersion, Package: "k8s.io/kubernetes/cmd/kubeadm", Module: kubernetesNode, LDFlags: kubeLDFlags, KindImage: true},
+	{Name: "kube-proxy", Version: kubeVersion, Package: "k8s.io/kubernetes/cmd/kube-proxy", Module: kubernetesNode, LDFlags: kubeLDFlags, KindImage: true},
+	// crictl: kind load and the node's own tooling need it in the node.
+	{Name: "crictl", Version: "v1.34.0", Package: "sigs.k8s.io/cri-tools/cmd/crictl",
+		Module:  &Module{Name: "cri-tools-v1.34.0", Require: []string{"sigs.k8s.io/cri-tools v1.34.0"}},
+		LDFlags: "-X sigs.k8s.io/cri-tools/pkg/version.Version=v1.34.0", KindImage: true},
+	// coredns: the version kubeadm v1.34.2 deploys (kubeadm config images list).
+	{Name: "coredns", Version: "v1.12.1", Package: "github.com/coredns/coredns",
+		Module:    &Module{Name: "coredns-v1.12.1", Require: []string{"github.com/coredns/coredns v1.12.1"}},
+		KindImage: true},
 	{Name: "kwok", Version: "v0.7.0", Package: "sigs.k8s.io/kwok/cmd/kwok",
 		Module:  &Module{Name: "kwok-v0.7.0", Require: []string{"sigs.k8s.io/kwok v0.7.0"}},
 		LDFlags: "-X sigs.k8s.io/kwok/pkg/consts.Version=v0.7.0"},
@@ -105,6 +125,11 @@ var Deploy = []string{"helm", "skaffold", "kubectl"}
 
 // Static are the tools of ci's static stage.
 var Static = []string{"helm", "skaffold", "kube-score"}
+
+// KindImage are the tools the offline kind images are made of
+// (internal/kindimage): the node's binaries and the control plane's.
+var KindImage = []string{"kubelet", "kubeadm", "kube-proxy", "kubectl", "crictl",
+	"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "coredns"}
 
 // Sim are the tools of the simulated cluster.
 var Sim = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"}
