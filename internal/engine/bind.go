@@ -82,6 +82,7 @@ func bindProfile(ctx context.Context, k *Kube, profile string, other bool) error
 	cms := k.Client.CoreV1().ConfigMaps(stateNamespace)
 	for range 5 {
 		cm, err := cms.Get(ctx, stateConfigMap, metav1.GetOptions{})
+		exists := err == nil
 		if apierrors.IsNotFound(err) {
 			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: stateConfigMap, Namespace: stateNamespace,
 				Labels: map[string]string{"app.kubernetes.io/managed-by": "alt-platform"}}}
@@ -103,7 +104,7 @@ func bindProfile(ctx context.Context, k *Kube, profile string, other bool) error
 			cm.Annotations = map[string]string{}
 		}
 		cm.Annotations[annProfile] = profile
-		if cm.ResourceVersion == "" {
+		if !exists {
 			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
 		} else {
 			_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/ui"
 	coordv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -225,7 +226,7 @@ func (l *Lock) takeable(cur *coordv1.Lease) string {
 }
 
 func warnTakeover(cur *coordv1.Lease, why string) {
-	fmt.Fprintf(os.Stderr, " ! taking over the deploy lock from %s: %s\n", *cur.Spec.HolderIdentity, why)
+	ui.Warn("taking over the deploy lock from %s: %s", *cur.Spec.HolderIdentity, why)
 }
 
 func (l *Lock) refusal(cur *coordv1.Lease) error {
