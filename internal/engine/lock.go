@@ -284,9 +284,30 @@ func (l *Lock) Keep() {
 // and the next renewal tries again.
 func (l *Lock) Renew(ctx context.Context) error {
 	l.mu.Lock()
-	held := l.held
+	first := l.held.Spec.RenewTime.Time
 	l.mu.Unlock()
-	next := held.DeepCopy()
+	var err error
+	for range 3 {
+		var again bool
+		if again, err = l.renewOnce(ctx); !again {
+			break
+		}
+	}
+	if errors.Is(err, ErrLockLost) {
+		return err
+	}
+	if age := l.clock().Sub(first); err != nil && age >= l.Duration {
+		return fmt.Errorf("%w: Lease %s/%s could not be renewed for %s, so another run may take it: %v", ErrLockLost, stateNamespace, lockLease, age.Round(time.Second), err)
+	}
+	return nil
+}
+
+// renewOnce makes one renewal; again: the lease changed under us but is
+// still ours (someone touched its metadata), so try again from it.
+func (l *Lock) renewOnce(ctx context.Context) (again bool, err error) {
+	l.mu.Lock()
+	next := l.held.DeepCopy()
+	l.mu.Unlock()
 	now := metav1.NewMicroTime(l.clock())
 	next.Spec.RenewTime = &now
 	got, err := l.Leases.Update(ctx, next, metav1.UpdateOptions{})
@@ -294,28 +315,24 @@ func (l *Lock) Renew(ctx context.Context) error {
 		l.mu.Lock()
 		l.held = got
 		l.mu.Unlock()
-		return nil
+		return false, nil
 	}
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		// Changed under us: still ours (someone touched an annotation)?
-		cur, gerr := l.Leases.Get(ctx, lockLease, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(gerr):
-			return fmt.Errorf("%w: Lease %s/%s was deleted by someone else", ErrLockLost, stateNamespace, lockLease)
-		case gerr == nil && identityOf(cur).ID != l.Self.ID:
-			return fmt.Errorf("%w: Lease %s/%s is now held by %s", ErrLockLost, stateNamespace, lockLease, holderOf(cur))
-		case gerr == nil:
-			l.mu.Lock()
-			l.held = cur
-			l.mu.Unlock()
-			return l.Renew(ctx)
-		}
-		err = gerr
+	if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+		return false, err
 	}
-	if age := l.clock().Sub(held.Spec.RenewTime.Time); age >= l.Duration {
-		return fmt.Errorf("%w: Lease %s/%s could not be renewed for %s, so another run may take it: %v", ErrLockLost, stateNamespace, lockLease, age.Round(time.Second), err)
+	cur, gerr := l.Leases.Get(ctx, lockLease, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(gerr):
+		return false, fmt.Errorf("%w: Lease %s/%s was deleted by someone else", ErrLockLost, stateNamespace, lockLease)
+	case gerr != nil:
+		return false, gerr
+	case identityOf(cur).ID != l.Self.ID:
+		return false, fmt.Errorf("%w: Lease %s/%s is now held by %s", ErrLockLost, stateNamespace, lockLease, holderOf(cur))
 	}
-	return nil
+	l.mu.Lock()
+	l.held = cur
+	l.mu.Unlock()
+	return true, err
 }
 
 func holderOf(l *coordv1.Lease) string {

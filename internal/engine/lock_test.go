@@ -324,3 +324,24 @@ func TestIdentityIsUniquePerProcessAndReadable(t *testing.T) {
 		t.Errorf("holder text %q", s)
 	}
 }
+
+// A lease changed under the holder but still its own (someone labelled
+// it) is renewed, not reported lost.
+func TestLockRenewsALeaseTouchedBySomeoneElse(t *testing.T) {
+	f := newFakeLeases()
+	a := lockFor(f, someone("a", os.Getpid()))
+	if err := a.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.rv++
+	f.cur.ResourceVersion = strconv.Itoa(f.rv)
+	f.cur.Labels = map[string]string{"touched": "yes"}
+	f.mu.Unlock()
+	if err := a.Renew(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.holder() != "a" || f.cur.Labels["touched"] != "yes" {
+		t.Errorf("holder %q, labels %v", f.holder(), f.cur.Labels)
+	}
+}
