@@ -41,6 +41,29 @@ type Result struct {
 	Action   Action        `json:"action"`
 	Duration time.Duration `json:"duration"`
 	Detail   string        `json:"detail"`
+	// Steps are the times of its steps: check, render, deploy (skaffold,
+	// hooks included), verify, record.
+	Steps []Timing `json:"steps,omitempty"`
+}
+
+// Timing is the time one step took.
+type Timing struct {
+	Step     string        `json:"step"`
+	Duration time.Duration `json:"duration"`
+}
+
+// took records that step ran from start until now.
+func (r *Result) took(step string, start time.Time) {
+	r.Steps = append(r.Steps, Timing{step, time.Since(start)})
+}
+
+// timings is "check 0.2s, render 0.4s, ...".
+func timings(ts []Timing) string {
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, t.Step+" "+ui.Round(t.Duration).String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Engine is one Mage invocation's run against one cluster: it owns the
@@ -77,6 +100,9 @@ type Engine struct {
 	cancelRun context.CancelCauseFunc
 
 	targets targets
+	// prep are the times of the run's preparation: tools, cluster, lock,
+	// images; printed with the summary, not inside the first layer's time.
+	prep []Timing
 
 	mu      sync.Mutex
 	results map[string]*Result
@@ -137,6 +163,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	t0 := time.Now()
 	step := ui.Start("tools: %s", strings.Join(tools.Deploy, ", "))
 	if _, err := e.Tools.Ensure(ctx, tools.Deploy...); err != nil {
 		step.Fail()
@@ -144,10 +171,14 @@ func (e *Engine) prepare(ctx context.Context) error {
 	}
 	step.Done()
 	e.reportCertManager()
+	e.prep = append(e.prep, Timing{"tools", time.Since(t0)})
+	t0 = time.Now()
 	kubeconfig, err := e.Cluster.Ensure(ctx)
 	if err != nil {
 		return err
 	}
+	e.prep = append(e.prep, Timing{"cluster", time.Since(t0)})
+	t0 = time.Now()
 	e.kubeconfig = kubeconfig
 	e.Runner.Env = e.Tools.Env(kubeconfig, e.envList()...)
 	k, err := Connect(ctx, kubeconfig, "")
@@ -164,7 +195,11 @@ func (e *Engine) prepare(ctx context.Context) error {
 	if err := e.bindCluster(ctx, k); err != nil {
 		return err
 	}
-	return e.decideImages(ctx)
+	e.prep = append(e.prep, Timing{"connect, lock, profile", time.Since(t0)})
+	t0 = time.Now()
+	err = e.decideImages(ctx)
+	e.prep = append(e.prep, Timing{"images", time.Since(t0)})
+	return err
 }
 
 // connect makes k the world the layers are deployed into.
@@ -274,9 +309,9 @@ func PrintSummary(results []Result) {
 		if r.Action != NotStarted {
 			d = ui.Round(r.Duration).String()
 		}
-		rows = append(rows, []string{r.Layer, string(r.Action), d, oneLine(r.Detail)})
+		rows = append(rows, []string{r.Layer, string(r.Action), d, timings(r.Steps), oneLine(r.Detail)})
 	}
-	ui.Table([]string{"LAYER", "ACTION", "TIME", "DETAIL"}, rows)
+	ui.Table([]string{"LAYER", "ACTION", "TIME", "STEPS", "DETAIL"}, rows)
 }
 
 // skaffoldReason is the last error Skaffold or Helm printed, on one line

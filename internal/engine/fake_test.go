@@ -287,6 +287,13 @@ func TestColdRunDeploysEveryLayerThenSkipsThem(t *testing.T) {
 	if n := w.ran("skaffold deploy"); n != len(e.Stack.Names()) {
 		t.Errorf("%d skaffold deploys, want one per layer", n)
 	}
+	var steps []string
+	for _, s := range e.results["alt-operations"].Steps {
+		steps = append(steps, s.Step)
+	}
+	if got := strings.Join(steps, ","); got != "check,render,deploy,verify,record" {
+		t.Errorf("timed steps %s", got)
+	}
 	w.cmds = nil
 	e, err = w.deployAll(t)
 	if err != nil {

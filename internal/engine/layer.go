@@ -121,8 +121,10 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 	if err != nil {
 		return err
 	}
+	t0 := time.Now()
 	step := ui.Start("%s (%s): check", name, l.Dir)
 	d, err := e.decide(ctx, v)
+	res.took("check", t0)
 	if err != nil {
 		step.Fail()
 		return err
@@ -138,8 +140,10 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 	}
 	lctx, cancel := context.WithTimeout(ctx, e.budget())
 	defer cancel()
-	f := e.applyAndVerify(lctx, v)
+	f := e.applyAndVerify(lctx, v, res)
 	if f.ok() {
+		t0 = time.Now()
+		defer res.took("record", t0)
 		return e.record(ctx, v, d, res)
 	}
 	// Forget the old record: a half-applied layer must be redeployed.
@@ -151,6 +155,7 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 // applied: a chart that does not fails here, its releases and record left
 // as they are.
 func (e *Engine) render(ctx context.Context, v *stack.View, res *Result) error {
+	defer res.took("render", time.Now())
 	step := ui.Start("%s: render its charts (helm template)", v.Layer.Name)
 	if err := e.renderCheck(ctx, v); err != nil {
 		step.Fail()
@@ -173,8 +178,9 @@ func (f failure) ok() bool { return f.deployErr == nil && f.err == nil && len(f.
 
 // applyAndVerify recovers releases left pending, runs skaffold deploy and
 // waits until every object of the layer's releases is ready.
-func (e *Engine) applyAndVerify(ctx context.Context, v *stack.View) failure {
+func (e *Engine) applyAndVerify(ctx context.Context, v *stack.View, res *Result) failure {
 	name := v.Layer.Name
+	t0 := time.Now()
 	step := ui.Start("%s: skaffold deploy -p %s (budget %s)", name, e.Cfg.Profile, e.budget())
 	if err := e.recoverPending(ctx, v); err != nil {
 		step.Fail()
@@ -185,17 +191,21 @@ func (e *Engine) applyAndVerify(ctx context.Context, v *stack.View) failure {
 		step.Fail()
 		return failure{err: err}
 	}
-	if err := e.cmd.Run(ctx, "skaffold", e.deployArgs(name, artifacts)...); err != nil {
+	err = e.cmd.Run(ctx, "skaffold", e.deployArgs(name, artifacts)...)
+	res.took("deploy", t0)
+	if err != nil {
 		step.Fail()
 		return failure{deployErr: err}
 	}
 	step.Done()
+	t0 = time.Now()
 	step = ui.Start("%s: verify", name)
 	ids, err := e.layerObjects(ctx, v)
 	var bad []Unhealthy
 	if err == nil {
 		bad, err = e.rel.Wait(ctx, ids)
 	}
+	res.took("verify", t0)
 	if err != nil || len(bad) > 0 {
 		step.Fail()
 		return failure{err: err, bad: bad}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alt-platform/orchestration/internal/stack"
 	"github.com/alt-platform/orchestration/internal/tools"
+	"github.com/alt-platform/orchestration/internal/ui"
 )
 
 // A Mage invocation runs the targets named on its command line one after
@@ -149,6 +150,9 @@ func (e *Engine) Finish(err error) error {
 	e.Close()
 	e.cancelRun(nil)
 	results := e.Results(e.runLayers())
+	if len(e.prep) > 0 {
+		ui.Info("run prepared in %s", timings(e.prep))
+	}
 	PrintSummary(results)
 	if b, jerr := json.MarshalIndent(results, "", "  "); jerr == nil {
 		path := filepath.Join(e.Repo, ResultsFile)
