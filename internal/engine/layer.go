@@ -80,6 +80,11 @@ func (e *Engine) deployOnce(ctx context.Context, name string) error {
 		e.setResult(&Result{Layer: name, Action: NotStarted, Detail: "the run could not start: " + firstLine(err.Error())})
 		return err
 	}
+	if cause := context.Cause(e.runCtx); cause != nil {
+		// The run lost its lock: no layer starts after that.
+		e.setResult(&Result{Layer: name, Action: NotStarted, Detail: firstLine(cause.Error())})
+		return fmt.Errorf("layer %s not started: %w", name, cause)
+	}
 	ctx, stop := e.bind(ctx)
 	defer stop()
 	start := time.Now()
