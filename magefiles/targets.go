@@ -57,13 +57,13 @@ func deployLayer(ctx context.Context, layer string) error {
 // line, the last of those (or the first that fails) finishes the run: lock
 // released, summary printed, one error naming what failed.
 func guard(ctx *context.Context, err *error) func() {
+	e, eerr := eng() // made by the first target, before it does anything
 	var top bool
 	*ctx, top = engine.Enter(*ctx)
 	return func() {
 		if v := recover(); v != nil {
 			*err = fmt.Errorf("%v", v)
 		}
-		e, eerr := eng()
 		if eerr != nil {
 			if *err == nil {
 				*err = eerr
