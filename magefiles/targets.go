@@ -19,20 +19,25 @@ import (
 	"github.com/magefile/mage/mg"
 )
 
-// eng is the run's engine: config, stack and graph are loaded and checked
-// once, before any target does anything.
-func eng() (*engine.Engine, error) {
-	repo, err := engine.FindRepo()
-	if err != nil {
-		return nil, err
-	}
-	return engine.Shared(repo, mg.Verbose())
-}
-
 var (
-	depthMu sync.Mutex
-	depth   int
+	theRunOnce sync.Once
+	theRun     *engine.Engine
+	theRunErr  error
 )
+
+// eng is this invocation's run: config, stack and graph are loaded and
+// checked once, before any target does anything.
+func eng() (*engine.Engine, error) {
+	theRunOnce.Do(func() {
+		repo, err := engine.FindRepo()
+		if err != nil {
+			theRunErr = err
+			return
+		}
+		theRun, theRunErr = engine.New(repo, mg.Verbose(), os.Args[1:])
+	})
+	return theRun, theRunErr
+}
 
 // deployLayer deploys one layer with the run's engine.
 func deployLayer(ctx context.Context, layer string) error {
@@ -43,38 +48,30 @@ func deployLayer(ctx context.Context, layer string) error {
 	return e.Deploy(ctx, layer)
 }
 
-// guard wraps every layer target; call it as `defer guard(&err)()` first
-// thing. It turns a failed dependency (mg.CtxDeps panics) into the target's
-// error: mage runs a dependency once and hands its error only to the first
-// target that waited for it, so without this a second dependant would see
-// success and deploy on top of a failed layer. The outermost target (the
-// one mage was asked for, which finishes last) releases the cluster lock,
-// prints the summary and returns one error naming what failed.
-func guard(err *error) func() {
-	depthMu.Lock()
-	depth++
-	depthMu.Unlock()
+// guard brackets every deploying target; call it as
+// `defer guard(&ctx, &err)()` first thing. It marks ctx as inside the run,
+// so the target's dependencies are known as such (engine.Enter). It turns a
+// failed dependency (mg.CtxDeps panics) into the target's error: mage runs
+// a dependency once and, when it panics, hands its error only to the first
+// target that waited for it. When the target is one named on the command
+// line, the last of those (or the first that fails) finishes the run: lock
+// released, summary printed, one error naming what failed.
+func guard(ctx *context.Context, err *error) func() {
+	e, eerr := eng() // made by the first target, before it does anything
+	var top bool
+	*ctx, top = engine.Enter(*ctx)
 	return func() {
 		if v := recover(); v != nil {
 			*err = fmt.Errorf("%v", v)
 		}
-		depthMu.Lock()
-		depth--
-		last := depth == 0
-		depthMu.Unlock()
-		if last {
-			*err = finish(*err)
+		if eerr != nil {
+			if *err == nil {
+				*err = eerr
+			}
+			return
 		}
+		*err = e.Exit(top, *err)
 	}
-}
-
-// finish ends a run: lock released, summary printed and kept, one error.
-func finish(err error) error {
-	e, eerr := eng()
-	if eerr != nil {
-		return eerr
-	}
-	return e.Finish(err, os.Args[1:])
 }
 
 // Dev deploys every layer to a local cluster: kind when a Docker daemon

@@ -66,6 +66,9 @@ type Config struct {
 	// images built on this machine (kind:image) instead of the pinned
 	// public ones; auto decides by whether an image registry answers.
 	KindOffline string
+	// OtherProfile allows deploying ALT_PROFILE to a cluster whose first
+	// deploy bound it to another profile (and binds it to ALT_PROFILE).
+	OtherProfile bool
 	// Settings lists every setting in documentation order, for config:show.
 	Settings []Setting
 }
@@ -173,39 +176,40 @@ func Load(env Env, docker Docker) (*Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("ALT_KIND_OFFLINE=%q: expected 1, 0 or auto", kindOffline.Value))
 	}
+	otherProfile := get("ALT_OTHER_PROFILE", "", "1: deploy ALT_PROFILE to a cluster whose first deploy bound it to another profile, and bind it to ALT_PROFILE; unset: refuse, naming both")
+	switch otherProfile.Value {
+	case "", "0", "false":
+	case "1", "true":
+		c.OtherProfile = true
+	default:
+		errs = append(errs, fmt.Errorf("ALT_OTHER_PROFILE=%q: expected 1 or 0", otherProfile.Value))
+	}
 	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
 	}
 	if knownProfile && slices.Contains(Clusters, cluster.Value) {
 		// Only a valid profile on a valid cluster kind can be the wrong match.
-		errs = append(errs, targetErrors(profile.Value, cluster.Value, kctx.Value, force.Value)...)
+		errs = append(errs, targetErrors(profile.Value, cluster.Value)...)
 	}
 
 	c.Profile, c.Cluster, c.KubeContext = profile.Value, cluster.Value, kctx.Value
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline}
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}
 	return c, nil
 }
 
-// targetErrors refuses a profile on the wrong kind of cluster: staging and
-// prod never deploy to a local (kind or sim) cluster, and dev never deploys
-// to a real cluster's context unless ALT_FORCE_CONTEXT names it.
-func targetErrors(profile, cluster, kctx, force string) []error {
-	local := cluster == ClusterKind || cluster == ClusterSim || strings.HasPrefix(kctx, "kind-")
-	switch {
-	case profile != "dev" && local:
-		where := "ALT_CLUSTER=" + cluster
-		if cluster == ClusterContext {
-			where = "ALT_KUBE_CONTEXT=" + kctx + " (a kind cluster)"
-		}
-		return []error{fmt.Errorf("ALT_PROFILE=%s refuses %s: staging and prod deploy only to a real cluster (ALT_CLUSTER=context with ALT_KUBE_CONTEXT)", profile, where)}
-	case profile == "dev" && cluster == ClusterContext && !local && force != kctx:
-		return []error{fmt.Errorf("ALT_KUBE_CONTEXT=%q: the dev profile deploys only to kind or sim clusters; to deploy dev to this context anyway set ALT_FORCE_CONTEXT=%s", kctx, kctx)}
+// targetErrors refuses staging and prod on a kind or sim cluster. Whether
+// the cluster behind a kube context is a kind or sim cluster is told by
+// what it is (its API server and nodes), which the engine checks once it
+// has connected; a context's name proves nothing.
+func targetErrors(profile, cluster string) []error {
+	if profile != "dev" && (cluster == ClusterKind || cluster == ClusterSim) {
+		return []error{fmt.Errorf("ALT_PROFILE=%s refuses ALT_CLUSTER=%s: staging and prod deploy only to a real cluster (ALT_CLUSTER=context with ALT_KUBE_CONTEXT)", profile, cluster)}
 	}
 	return nil
 }

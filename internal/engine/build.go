@@ -64,7 +64,7 @@ func (e *Engine) build(ctx context.Context) error {
 // thisRun are the layers the Mage targets of this process deploy (every
 // layer when no layer target was named, e.g. a bench or a test).
 func (e *Engine) thisRun() []string {
-	if layers := e.RunLayers(os.Args[1:]); len(layers) > 0 {
+	if layers := e.Graph.RunLayers(CommandTargets(os.Args[1:])); len(layers) > 0 {
 		return layers
 	}
 	return e.Stack.Names()

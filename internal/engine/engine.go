@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -24,7 +23,6 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 	"github.com/alt-platform/orchestration/internal/tools"
 	"github.com/alt-platform/orchestration/internal/ui"
-	"sigs.k8s.io/cli-utils/pkg/object"
 )
 
 // Action is what happened to a layer in a run.
@@ -43,9 +41,35 @@ type Result struct {
 	Action   Action        `json:"action"`
 	Duration time.Duration `json:"duration"`
 	Detail   string        `json:"detail"`
+	// Steps are the times of its steps: check, render, deploy (skaffold,
+	// hooks included), verify, record.
+	Steps []Timing `json:"steps,omitempty"`
 }
 
-// Engine is one run against one cluster.
+// Timing is the time one step took.
+type Timing struct {
+	Step     string        `json:"step"`
+	Duration time.Duration `json:"duration"`
+}
+
+// took records that step ran from start until now.
+func (r *Result) took(step string, start time.Time) {
+	r.Steps = append(r.Steps, Timing{step, time.Since(start)})
+}
+
+// timings is "check 0.2s, render 0.4s, ...".
+func timings(ts []Timing) string {
+	var parts []string
+	for _, t := range ts {
+		parts = append(parts, t.Step+" "+ui.Round(t.Duration).String())
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Engine is one Mage invocation's run against one cluster: it owns the
+// configuration, the stack, the cluster, the deploy lock, the layer results
+// and the one summary. The Mage targets make it once per process (New) and
+// bracket every deploying target with Enter and Exit (run.go).
 type Engine struct {
 	Repo    string
 	Cfg     *config.Config
@@ -58,21 +82,38 @@ type Engine struct {
 	// ALT_CERT_MANAGER=off); they are passed to Skaffold and digested.
 	Env map[string]string
 
+	// The world the layers are deployed into, set by prepare (or a test).
+	cmd   commander
+	state clusterState
+	rel   helmReleases
+
 	prepareOnce sync.Once
 	prepareErr  error
-	kube        *Kube
 	kubeconfig  string
 	images      map[string]string
 	artifacts   string // build-artifacts file
-	unlock      func()
+	lock        *Lock
+
+	// The run's own context: cancelled, with the reason, when the run
+	// loses the deploy lock.
+	runCtx    context.Context
+	cancelRun context.CancelCauseFunc
+
+	targets targets
+	// prep are the times of the run's preparation: tools, cluster, lock,
+	// images; printed with the summary, not inside the first layer's time.
+	prep []Timing
 
 	mu      sync.Mutex
 	results map[string]*Result
+	layers  map[string]*layerRun
 }
 
 // New loads the configuration and the stack and validates both; it touches
-// no cluster. Every problem found is in the error.
-func New(repo string, verbose bool) (*Engine, error) {
+// no cluster. Every problem found is in the error. args are the command
+// line mage was given (os.Args[1:]): the targets named there that deploy
+// decide when the run ends and which layers it deploys.
+func New(repo string, verbose bool, args []string) (*Engine, error) {
 	cfg, cfgErr := config.FromEnvironment()
 	s, stackErr := stack.Load(repo)
 	var g *stack.Graph
@@ -86,10 +127,9 @@ func New(repo string, verbose bool) (*Engine, error) {
 		return nil, err
 	}
 	r := &run.Runner{Verbose: verbose}
-	e := &Engine{Repo: s.Repo, Cfg: cfg, Stack: s, Graph: g, Runner: r,
-		Tools:   &tools.Cache{Dir: cfg.ToolsDir, Runner: r},
-		Env:     map[string]string{},
-		results: map[string]*Result{}}
+	e := newEngine(s.Repo, cfg, s, g, args)
+	e.Runner, e.cmd = r, r
+	e.Tools = &tools.Cache{Dir: cfg.ToolsDir, Runner: r}
 	var err error
 	if e.Cluster, err = newCluster(e); err != nil {
 		return nil, err
@@ -97,17 +137,12 @@ func New(repo string, verbose bool) (*Engine, error) {
 	return e, nil
 }
 
-var (
-	shared     *Engine
-	sharedErr  error
-	sharedOnce sync.Once
-)
-
-// Shared is the engine of this process, made on first use: every Mage
-// target of one run shares it, so the run prepares once.
-func Shared(repo string, verbose bool) (*Engine, error) {
-	sharedOnce.Do(func() { shared, sharedErr = New(repo, verbose) })
-	return shared, sharedErr
+func newEngine(repo string, cfg *config.Config, s *stack.Stack, g *stack.Graph, args []string) *Engine {
+	e := &Engine{Repo: repo, Cfg: cfg, Stack: s, Graph: g, Env: map[string]string{},
+		results: map[string]*Result{}, layers: map[string]*layerRun{}}
+	e.runCtx, e.cancelRun = context.WithCancelCause(context.Background())
+	e.targets.named = deployingTargets(g, args)
+	return e
 }
 
 // Prepare does the once-per-run work before the first layer: tools,
@@ -128,6 +163,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	t0 := time.Now()
 	step := ui.Start("tools: %s", strings.Join(tools.Deploy, ", "))
 	if _, err := e.Tools.Ensure(ctx, tools.Deploy...); err != nil {
 		step.Fail()
@@ -135,22 +171,57 @@ func (e *Engine) prepare(ctx context.Context) error {
 	}
 	step.Done()
 	e.reportCertManager()
+	e.prep = append(e.prep, Timing{"tools", time.Since(t0)})
+	t0 = time.Now()
 	kubeconfig, err := e.Cluster.Ensure(ctx)
 	if err != nil {
 		return err
 	}
+	e.prep = append(e.prep, Timing{"cluster", time.Since(t0)})
+	t0 = time.Now()
 	e.kubeconfig = kubeconfig
 	e.Runner.Env = e.Tools.Env(kubeconfig, e.envList()...)
-	if e.kube, err = Connect(ctx, kubeconfig, ""); err != nil {
+	k, err := Connect(ctx, kubeconfig, "")
+	if err != nil {
 		if e.Cfg.Cluster == config.ClusterContext {
 			return fmt.Errorf("ALT_KUBE_CONTEXT=%q: %w", e.Cfg.KubeContext, err)
 		}
 		return err
 	}
-	if e.unlock, err = e.kube.Lock(ctx, Holder(CommandLine())); err != nil {
+	e.connect(k)
+	if err := e.takeLock(ctx, k); err != nil {
 		return err
 	}
-	return e.decideImages(ctx)
+	if err := e.bindCluster(ctx, k); err != nil {
+		return err
+	}
+	e.prep = append(e.prep, Timing{"connect, lock, profile", time.Since(t0)})
+	t0 = time.Now()
+	err = e.decideImages(ctx)
+	e.prep = append(e.prep, Timing{"images", time.Since(t0)})
+	return err
+}
+
+// connect makes k the world the layers are deployed into.
+func (e *Engine) connect(k *Kube) { e.state, e.rel = k, k }
+
+// takeLock takes the cluster's deploy lock and keeps it until Finish;
+// losing it cancels the run.
+func (e *Engine) takeLock(ctx context.Context, k *Kube) error {
+	e.lock = &Lock{Leases: k.Client.CoordinationV1().Leases(stateNamespace), Self: Self(CommandLine()),
+		Duration: lockDuration, Lost: e.loseLock}
+	if err := e.lock.Acquire(ctx); err != nil {
+		return err
+	}
+	e.lock.Keep()
+	return nil
+}
+
+// loseLock stops the run: every layer in flight is cancelled (its tools
+// are stopped) and no other starts.
+func (e *Engine) loseLock(err error) {
+	ui.Failure("this run lost the cluster's deploy lock and stops", err.Error())
+	e.cancelRun(err)
 }
 
 func (e *Engine) envList() []string {
@@ -211,344 +282,10 @@ func (e *Engine) placeholderImages() map[string]string {
 
 // Close releases the deploy lock.
 func (e *Engine) Close() {
-	if e.unlock != nil {
-		e.unlock()
-		e.unlock = nil
+	if e.lock != nil {
+		e.lock.Release()
+		e.lock = nil
 	}
-}
-
-// budget is the time one layer may take, deploy and verification included.
-func (e *Engine) budget() time.Duration { return e.Cfg.LayerTimeout }
-
-// Deploy deploys one layer unless it is unchanged and healthy, then
-// verifies it and records its digest.
-func (e *Engine) Deploy(ctx context.Context, name string) (err error) {
-	start := time.Now()
-	res := &Result{Layer: name}
-	if err := e.Prepare(ctx); err != nil {
-		// Nothing of this layer was tried; the error was printed in full.
-		e.mu.Lock()
-		e.results[name] = &Result{Layer: name, Action: NotStarted, Detail: "the run could not start: " + firstLine(err.Error())}
-		e.mu.Unlock()
-		return err
-	}
-	defer func() {
-		res.Duration = time.Since(start)
-		if err != nil {
-			res.Action = Failed
-			if res.Detail == "" {
-				res.Detail = firstLine(err.Error())
-			}
-			err = fmt.Errorf("layer %s: %w", name, err)
-		}
-		e.mu.Lock()
-		e.results[name] = res
-		e.mu.Unlock()
-	}()
-	l := e.Stack.Layer(name)
-	if l == nil {
-		return fmt.Errorf("no such layer in %s", stack.RootFile)
-	}
-	v, err := l.View(e.Cfg.Profile, func(k string) string { return e.Env[k] })
-	if err != nil {
-		return err
-	}
-	step := ui.Start("%s (%s): check", name, l.Dir)
-	d, err := e.decide(ctx, v)
-	if err != nil {
-		step.Fail()
-		return err
-	}
-	if !d.Deploy {
-		res.Action, res.Detail = Unchanged, "digest "+d.Inputs.Digest()
-		step.Skip("unchanged (digest " + d.Inputs.Digest() + ", every object healthy)")
-		return nil
-	}
-	step.Skip("deploy: " + d.Reason)
-
-	// Before anything is applied: a chart that does not render fails here,
-	// and the layer's releases and record are left as they are.
-	step = ui.Start("%s: render its charts (helm template)", name)
-	if err := e.renderCheck(ctx, v); err != nil {
-		step.Fail()
-		res.Detail = "its charts do not render; nothing was applied"
-		ui.Failure(fmt.Sprintf("layer %s (%s) failed before deploying", name, l.File), err.Error())
-		return err
-	}
-	step.Done()
-
-	lctx, cancel := context.WithTimeout(ctx, e.budget())
-	defer cancel()
-	step = ui.Start("%s: skaffold deploy -p %s (budget %s)", name, e.Cfg.Profile, e.budget())
-	for _, r := range v.Releases {
-		did, err := e.kube.RecoverPending(lctx, r.Name, r.Namespace)
-		if err != nil {
-			step.Fail()
-			return err
-		}
-		if did != "" {
-			ui.Warn("%s", did)
-		}
-	}
-	artifacts, err := e.layerArtifacts(v)
-	if err != nil {
-		step.Fail()
-		return err
-	}
-	deployErr := e.Runner.Run(lctx, "skaffold", e.deployArgs(name, artifacts)...)
-	var bad []Unhealthy
-	if deployErr == nil {
-		step.Done()
-		step = ui.Start("%s: verify", name)
-		var ids []object.ObjMetadata
-		if ids, err = e.layerObjects(lctx, v); err == nil {
-			bad, err = e.kube.Wait(lctx, ids)
-		}
-		if err == nil && len(bad) == 0 {
-			step.Done()
-			rec := Record{Digest: d.Inputs.Digest(), Profile: e.Cfg.Profile, Time: time.Now().UTC().Format(time.RFC3339), Inputs: d.Inputs}
-			if err := e.kube.SaveRecord(ctx, name, rec); err != nil {
-				return fmt.Errorf("verified, but recording its digest failed: %w", err)
-			}
-			res.Action, res.Detail = Deployed, d.Reason
-			return nil
-		}
-	}
-	step.Fail()
-	// Forget the old record: a half-applied layer must be redeployed.
-	e.kube.ForgetRecord(context.Background(), name)
-	dctx, dcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer dcancel()
-	if len(bad) == 0 {
-		if ids, lerr := e.layerObjects(dctx, v); lerr == nil {
-			bad, _ = e.kube.Check(dctx, ids)
-		}
-	}
-	var why strings.Builder
-	switch {
-	case lctx.Err() == context.DeadlineExceeded:
-		fmt.Fprintf(&why, "not ready within its budget of %s (ALT_LAYER_TIMEOUT)", e.budget())
-	case ctx.Err() != nil:
-		why.WriteString("cancelled")
-	case deployErr != nil:
-		why.WriteString("skaffold deploy failed" + skaffoldReason(deployErr))
-	case err != nil:
-		why.WriteString(err.Error())
-	default:
-		why.WriteString("objects not ready")
-	}
-	if len(bad) > 0 {
-		res.Detail = fmt.Sprintf("%s: %s", why.String(), bad[0])
-		fmt.Fprintf(&why, "\n%s", e.kube.Diagnose(dctx, bad))
-	}
-	switch {
-	case ctx.Err() != nil:
-		// Cancelled: what skaffold printed on its way out explains nothing.
-	case deployErr != nil && lctx.Err() != nil && len(bad) > 0:
-		fmt.Fprintf(&why, "\nskaffold deploy was stopped at the budget; `mage -v` streams its output")
-	case deployErr != nil:
-		fmt.Fprintf(&why, "\n%v", deployErr)
-	}
-	if res.Detail == "" {
-		res.Detail = firstLine(why.String())
-	}
-	if c, ok := e.Cluster.(logCollector); ok && ctx.Err() == nil {
-		if dir, lerr := c.CollectLogs(""); lerr != nil {
-			fmt.Fprintf(&why, "\ncluster logs: %v", lerr)
-		} else {
-			fmt.Fprintf(&why, "\ncluster logs: %s", dir)
-		}
-	}
-	ui.Failure(fmt.Sprintf("layer %s (%s) failed", name, l.File), why.String())
-	return errors.New(res.Detail)
-}
-
-func (e *Engine) deployArgs(layer, artifacts string) []string {
-	args := []string{"deploy", "-f", stack.RootFile, "-m", layer, "-p", e.Cfg.Profile,
-		"--build-artifacts", artifacts, "--status-check=false"}
-	if e.Cfg.Registry != "" {
-		args = append(args, "--default-repo", e.Cfg.Registry)
-	}
-	return args
-}
-
-// decision is whether a layer must be deployed, and why.
-type decision struct {
-	Deploy bool
-	Reason string
-	Inputs Inputs
-}
-
-// decide compares the layer's inputs with the record of its last verified
-// deploy and checks that every object of its releases is healthy.
-func (e *Engine) decide(ctx context.Context, v *stack.View) (decision, error) {
-	in, err := layerInputs(e.Repo, v, e.images, e.Env, e.toolVersions())
-	if err != nil {
-		return decision{}, err
-	}
-	d := decision{Deploy: true, Inputs: in}
-	recs, err := e.kube.Records(ctx)
-	if err != nil {
-		return d, err
-	}
-	rec, ok := recs[v.Layer.Name]
-	switch {
-	case !ok:
-		d.Reason = "no verified deploy recorded"
-		return d, nil
-	case rec.Digest != in.Digest():
-		d.Reason = "changed: " + shortList(in.Changed(rec.Inputs), 4)
-		return d, nil
-	}
-	for _, r := range v.Releases {
-		hr, err := e.kube.Release(ctx, r.Name, r.Namespace)
-		if err != nil {
-			return d, err
-		}
-		if hr == nil {
-			d.Reason = fmt.Sprintf("release %s/%s is not installed", r.Namespace, r.Name)
-			return d, nil
-		}
-		if hr.Status != "deployed" {
-			d.Reason = fmt.Sprintf("release %s/%s revision %d is %s", r.Namespace, r.Name, hr.Revision, hr.Status)
-			return d, nil
-		}
-		bad, err := e.kube.Check(ctx, hr.Objects)
-		if err != nil {
-			return d, err
-		}
-		if len(bad) > 0 {
-			d.Reason = fmt.Sprintf("release %s: %s", r.Name, bad[0])
-			return d, nil
-		}
-	}
-	d.Deploy = false
-	return d, nil
-}
-
-// layerObjects lists the objects of every release of the layer as Helm
-// recorded them in their latest revision.
-func (e *Engine) layerObjects(ctx context.Context, v *stack.View) ([]object.ObjMetadata, error) {
-	var ids []object.ObjMetadata
-	for _, r := range v.Releases {
-		hr, err := e.kube.Release(ctx, r.Name, r.Namespace)
-		if err != nil {
-			return nil, err
-		}
-		if hr == nil {
-			return nil, fmt.Errorf("release %s/%s was not installed", r.Namespace, r.Name)
-		}
-		if hr.Status != "deployed" {
-			return nil, fmt.Errorf("release %s/%s revision %d is %s", r.Namespace, r.Name, hr.Revision, hr.Status)
-		}
-		ids = append(ids, hr.Objects...)
-	}
-	return ids, nil
-}
-
-func (e *Engine) toolVersions() map[string]string {
-	v := map[string]string{}
-	for _, n := range tools.Deploy {
-		t, _ := tools.Lookup(n)
-		v[n] = t.Version
-	}
-	return v
-}
-
-// RunLayers are the layers a run of these Mage targets deploys: the named
-// layer targets and everything they need ("all", "dev" and "ci": every
-// layer).
-func (e *Engine) RunLayers(targets []string) []string {
-	want := map[string]bool{}
-	var add func(string)
-	add = func(l string) {
-		if want[l] {
-			return
-		}
-		want[l] = true
-		for _, n := range e.Graph.Needs[l] {
-			add(n)
-		}
-	}
-	for _, t := range targets {
-		switch strings.ToLower(t) {
-		case "all", "dev", "ci":
-			for _, l := range e.Stack.Names() {
-				add(l)
-			}
-		}
-		for layer, fn := range e.Graph.Target {
-			if strings.EqualFold(fn, t) {
-				add(layer)
-			}
-		}
-	}
-	var out []string
-	for _, l := range e.Stack.Names() {
-		if want[l] {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// Results are the outcomes of the layers of this run in requires order;
-// layers of the run that never started are listed as not started.
-func (e *Engine) Results(runLayers []string) []Result {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []Result
-	for _, l := range e.Stack.Names() {
-		if r, ok := e.results[l]; ok {
-			out = append(out, *r)
-		} else if slices.Contains(runLayers, l) {
-			out = append(out, Result{Layer: l, Action: NotStarted})
-		}
-	}
-	return out
-}
-
-// ResultsFile is where the last run's results are kept, relative to the
-// repository (ci reads it for its reports).
-const ResultsFile = ".cache/run/results.json"
-
-// Finish ends a run of the given Mage targets: it releases the lock, prints
-// the summary table, keeps the results in ResultsFile and turns err into
-// one error that names the failed and the not started layers.
-func (e *Engine) Finish(err error, targets []string) error {
-	e.Close()
-	results := e.Results(e.RunLayers(targets))
-	PrintSummary(results)
-	if b, jerr := json.MarshalIndent(results, "", "  "); jerr == nil {
-		path := filepath.Join(e.Repo, ResultsFile)
-		if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
-			os.WriteFile(path, b, 0o644)
-		}
-	}
-	if err == nil {
-		return nil
-	}
-	var failed, notStarted []string
-	for _, r := range results {
-		switch r.Action {
-		case Failed:
-			failed = append(failed, r.Layer)
-		case NotStarted:
-			notStarted = append(notStarted, r.Layer)
-		}
-	}
-	if e.prepareErr != nil {
-		// Printed in full when it happened; every dependant repeats it.
-		return fmt.Errorf("the run could not start: %s", firstLine(e.prepareErr.Error()))
-	}
-	if len(failed) == 0 {
-		return err
-	}
-	msg := "failed: " + strings.Join(failed, ", ")
-	if len(notStarted) > 0 {
-		msg += "; not started: " + strings.Join(notStarted, ", ")
-	}
-	return fmt.Errorf("%s (the diagnosis is above)", msg)
 }
 
 // ReadResults reads the results a run kept in the repository at repo.
@@ -572,9 +309,9 @@ func PrintSummary(results []Result) {
 		if r.Action != NotStarted {
 			d = ui.Round(r.Duration).String()
 		}
-		rows = append(rows, []string{r.Layer, string(r.Action), d, oneLine(r.Detail)})
+		rows = append(rows, []string{r.Layer, string(r.Action), d, timings(r.Steps), oneLine(r.Detail)})
 	}
-	ui.Table([]string{"LAYER", "ACTION", "TIME", "DETAIL"}, rows)
+	ui.Table([]string{"LAYER", "ACTION", "TIME", "STEPS", "DETAIL"}, rows)
 }
 
 // skaffoldReason is the last error Skaffold or Helm printed, on one line

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/aggregator"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/collector"
@@ -35,6 +36,9 @@ type HelmRelease struct {
 	Revision        int
 	Status          string // deployed, failed, pending-install, pending-upgrade, ...
 	Objects         []object.ObjMetadata
+	// Record is the storage Secret of that revision, as read: its name,
+	// UID and resourceVersion.
+	Record, UID, ResourceVersion string
 }
 
 // Release reads the latest revision of a Helm release from its storage
@@ -56,7 +60,8 @@ func (k *Kube) Release(ctx context.Context, name, namespace string) (*HelmReleas
 	if latest == nil {
 		return nil, nil
 	}
-	rel := &HelmRelease{Name: name, Namespace: namespace, Revision: best, Status: latest.Labels["status"]}
+	rel := &HelmRelease{Name: name, Namespace: namespace, Revision: best, Status: latest.Labels["status"],
+		Record: latest.Name, UID: string(latest.UID), ResourceVersion: latest.ResourceVersion}
 	manifest, err := decodeHelmRelease(latest.Data["release"])
 	if err != nil {
 		return nil, fmt.Errorf("release %s/%s revision %d: %w", namespace, name, best, err)
@@ -402,9 +407,23 @@ func (k *Kube) RecoverPending(ctx context.Context, name, namespace string) (stri
 	if err != nil || hr == nil || !strings.HasPrefix(hr.Status, "pending-") {
 		return "", err
 	}
-	secret := fmt.Sprintf("sh.helm.release.v1.%s.v%d", name, hr.Revision)
-	if err := k.Client.CoreV1().Secrets(namespace).Delete(ctx, secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("release %s/%s is %s and its record %s could not be removed: %w", namespace, name, hr.Status, secret, err)
+	return k.removeRecord(ctx, hr)
+}
+
+// removeRecord deletes the storage Secret of hr only if it is still the
+// one that was inspected (same UID and resourceVersion): a record that
+// Helm rewrote meanwhile, or a new one of the same name, is left alone.
+func (k *Kube) removeRecord(ctx context.Context, hr *HelmRelease) (string, error) {
+	uid, rv := types.UID(hr.UID), hr.ResourceVersion
+	err := k.Client.CoreV1().Secrets(hr.Namespace).Delete(ctx, hr.Record, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		return "", fmt.Errorf("release %s/%s was %s at revision %d, but its record %s changed while this run inspected it (another Helm client is at work?); nothing was removed, run again",
+			hr.Namespace, hr.Name, hr.Status, hr.Revision, hr.Record)
+	case err != nil:
+		return "", fmt.Errorf("release %s/%s is %s and its record %s could not be removed: %w", hr.Namespace, hr.Name, hr.Status, hr.Record, err)
 	}
-	return fmt.Sprintf("release %s/%s was left %s at revision %d by an interrupted run; removed that record (Secret %s) so this run can deploy it", namespace, name, hr.Status, hr.Revision, secret), nil
+	return fmt.Sprintf("release %s/%s was left %s at revision %d by an interrupted run; removed that record (Secret %s) so this run can deploy it",
+		hr.Namespace, hr.Name, hr.Status, hr.Revision, hr.Record), nil
 }

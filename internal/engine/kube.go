@@ -5,13 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	coordv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -127,104 +123,6 @@ func (k *Kube) updateState(ctx context.Context, change func(map[string]string)) 
 		}
 	}
 	return errors.New("state ConfigMap kept changing under us; try again")
-}
-
-// Lock takes the cluster's deploy lock (a Lease) for this run and renews it
-// until the returned release function is called. A lock held by a live run
-// is refused with a message that names that run; a lock whose holder
-// stopped renewing it (a killed run) is taken over.
-func (k *Kube) Lock(ctx context.Context, holder string) (release func(), err error) {
-	leases := k.Client.CoordinationV1().Leases(stateNamespace)
-	now := metav1.NewMicroTime(time.Now())
-	secs := int32(lockDuration / time.Second)
-	want := &coordv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: lockLease, Namespace: stateNamespace},
-		Spec:       coordv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: &secs, AcquireTime: &now, RenewTime: &now},
-	}
-	_, err = leases.Create(ctx, want, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		cur, gerr := leases.Get(ctx, lockLease, metav1.GetOptions{})
-		if gerr != nil {
-			return nil, gerr
-		}
-		if heldBy(cur) != "" && !deadHere(heldBy(cur)) {
-			return nil, fmt.Errorf("another run is deploying to this cluster: %s (lock: Lease %s/%s, renewed %s ago); wait for it to finish, or if it is gone the lock expires %s after its last renewal",
-				heldBy(cur), stateNamespace, lockLease, time.Since(cur.Spec.RenewTime.Time).Round(time.Second), lockDuration)
-		}
-		cur.Spec = want.Spec
-		_, err = leases.Update(ctx, cur, metav1.UpdateOptions{})
-		if apierrors.IsConflict(err) {
-			return nil, fmt.Errorf("another run took the deploy lock (Lease %s/%s) at the same moment; try again", stateNamespace, lockLease)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("taking the deploy lock (Lease %s/%s): %w", stateNamespace, lockLease, err)
-	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(lockDuration / 4)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if cur, err := leases.Get(context.Background(), lockLease, metav1.GetOptions{}); err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == holder {
-					n := metav1.NewMicroTime(time.Now())
-					cur.Spec.RenewTime = &n
-					leases.Update(context.Background(), cur, metav1.UpdateOptions{})
-				}
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		<-done
-		c, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if cur, err := leases.Get(c, lockLease, metav1.GetOptions{}); err == nil && cur.Spec.HolderIdentity != nil && *cur.Spec.HolderIdentity == holder {
-			leases.Delete(c, lockLease, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &cur.ResourceVersion}})
-		}
-	}, nil
-}
-
-// heldBy names the live holder of a lease, or "" when it has expired.
-func heldBy(l *coordv1.Lease) string {
-	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || l.Spec.RenewTime == nil {
-		return ""
-	}
-	d := lockDuration
-	if l.Spec.LeaseDurationSeconds != nil {
-		d = time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
-	}
-	if time.Since(l.Spec.RenewTime.Time) > d {
-		return ""
-	}
-	return *l.Spec.HolderIdentity
-}
-
-var holderRE = regexp.MustCompile(`^[^@]*@(\S+) pid (\d+) `)
-
-// deadHere reports whether a lock holder is a run on this machine whose
-// process is gone (killed, or stopped with its API server down so it could
-// not release the lock): its lock need not be waited out.
-func deadHere(holder string) bool {
-	m := holderRE.FindStringSubmatch(holder)
-	host, _ := os.Hostname()
-	if m == nil || m[1] != host {
-		return false
-	}
-	pid, err := strconv.Atoi(m[2])
-	return err == nil && pid > 0 && errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
-}
-
-// Holder describes this run for the lock: who, where, what, since when.
-func Holder(what string) string {
-	host, _ := os.Hostname()
-	user := os.Getenv("USER")
-	return fmt.Sprintf("%s@%s pid %d running %q since %s", user, host, os.Getpid(), what, time.Now().UTC().Format(time.RFC3339))
 }
 
 // CommandLine is what the user asked for, for the lock's holder text.

@@ -38,13 +38,13 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 		if err != nil {
 			why = fmt.Sprintf("the cluster is not reachable (%v)", firstLine(err.Error()))
 		} else {
-			e.kube = k
+			e.connect(k)
 		}
 	}
 	recs := map[string]Record{}
-	if e.kube != nil {
+	if e.state != nil {
 		var err error
-		if recs, err = e.kube.Records(ctx); err != nil {
+		if recs, err = e.state.Records(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -55,7 +55,7 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 			return nil, err
 		}
 		it := PlanItem{Layer: l.Name, Dir: l.Dir, Needs: e.Graph.Needs[l.Name], Action: "deploy"}
-		if e.kube == nil {
+		if e.state == nil {
 			in, err := layerInputs(e.Repo, v, e.images, e.Env, e.toolVersions())
 			if err != nil {
 				return nil, err

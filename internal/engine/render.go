@@ -51,7 +51,7 @@ func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Relea
 	for _, kv := range sets {
 		args = append(args, "--set", kv)
 	}
-	if _, err := e.Runner.Output(ctx, "helm", args...); err != nil {
+	if _, err := e.cmd.Output(ctx, "helm", args...); err != nil {
 		why := err.Error()
 		var re *run.Error
 		if errors.As(err, &re) && strings.TrimSpace(re.Output) != "" {

@@ -24,6 +24,10 @@ type Graph struct {
 	// File maps a layer to the Go file of its target, e.g.
 	// magefiles/layers.go, for messages.
 	File map[string]string
+	// Reach maps every target (its Mage name, lower case, as on a command
+	// line) that deploys anything to the layers it deploys: its own and
+	// those of the targets it depends on (mg.Deps) or calls.
+	Reach map[string][]string
 }
 
 // MageGraph reads the Mage target files in dir (magefiles/) and returns the
@@ -38,6 +42,7 @@ func MageGraph(dir string) (*Graph, error) {
 	}
 	layerOf := map[string]string{} // func → layer
 	deps := map[string][]string{}  // func → funcs
+	calls := map[string][]string{} // func → funcs it depends on or calls
 	fileOf := map[string]string{}  // func → file, e.g. magefiles/layers.go
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -64,10 +69,12 @@ func MageGraph(dir string) (*Graph, error) {
 						for _, a := range call.Args {
 							if id, ok := a.(*ast.Ident); ok && id.Name != "ctx" {
 								deps[fn.Name.Name] = append(deps[fn.Name.Name], id.Name)
+								calls[fn.Name.Name] = append(calls[fn.Name.Name], id.Name)
 							}
 						}
 					}
 				case *ast.Ident:
+					calls[fn.Name.Name] = append(calls[fn.Name.Name], fun.Name)
 					if fun.Name == LayerCall && len(call.Args) == 2 {
 						if lit, ok := call.Args[1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
 							if s, err := strconv.Unquote(lit.Value); err == nil {
@@ -80,7 +87,7 @@ func MageGraph(dir string) (*Graph, error) {
 			})
 		}
 	}
-	g := &Graph{Target: map[string]string{}, Needs: map[string][]string{}, File: map[string]string{}}
+	g := &Graph{Target: map[string]string{}, Needs: map[string][]string{}, File: map[string]string{}, Reach: map[string][]string{}}
 	for fn, layer := range layerOf {
 		if other, dup := g.Target[layer]; dup {
 			return nil, fmt.Errorf("%s: targets %s and %s both deploy layer %q", dir, other, fn, layer)
@@ -95,7 +102,51 @@ func MageGraph(dir string) (*Graph, error) {
 		}
 		sort.Strings(g.Needs[layer])
 	}
+	for fn := range fileOf {
+		if ls := reach(fn, calls, layerOf); len(ls) > 0 {
+			g.Reach[strings.ToLower(fn)] = ls
+		}
+	}
 	return g, nil
+}
+
+// reach are the layers a target deploys, following its calls, sorted.
+func reach(fn string, calls map[string][]string, layerOf map[string]string) []string {
+	seen := map[string]bool{}
+	var layers []string
+	var walk func(string)
+	walk = func(f string) {
+		if seen[f] {
+			return
+		}
+		seen[f] = true
+		if l, ok := layerOf[f]; ok {
+			layers = append(layers, l)
+		}
+		for _, c := range calls[f] {
+			walk(c)
+		}
+	}
+	walk(fn)
+	sort.Strings(layers)
+	return layers
+}
+
+// RunLayers are the layers a Mage invocation of these targets (names as on
+// the command line, any case) deploys, sorted.
+func (g *Graph) RunLayers(targets []string) []string {
+	want := map[string]bool{}
+	for _, t := range targets {
+		for _, l := range g.Reach[strings.ToLower(t)] {
+			want[l] = true
+		}
+	}
+	var out []string
+	for l := range want {
+		out = append(out, l)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Layers are the graph's layers, sorted.

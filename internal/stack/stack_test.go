@@ -84,6 +84,10 @@ func App(ctx context.Context) error {
 }
 
 func All(ctx context.Context) { mg.CtxDeps(ctx, App) }
+
+func Dev(ctx context.Context) error { fmt.Println("dev"); return All(ctx) }
+
+func Plan(ctx context.Context) error { return plan(ctx) }
 `,
 }
 
@@ -146,6 +150,14 @@ func TestGoodRepo(t *testing.T) {
 	g, _ := MageGraph(filepath.Join(dir, "magefiles"))
 	if !g.DependsOn("alt-app", "alt-base") || g.Target["alt-app"] != "App" {
 		t.Errorf("graph = %+v", g)
+	}
+	// What a command line deploys: through mg.Deps and direct calls (Dev
+	// calls All), any case; a target that deploys nothing reaches nothing.
+	for targets, want := range map[string]string{"base": "alt-base", "App": "alt-app,alt-base",
+		"all": "alt-app,alt-base", "dev": "alt-app,alt-base", "plan": "", "base plan": "alt-base"} {
+		if got := strings.Join(g.RunLayers(strings.Fields(targets)), ","); got != want {
+			t.Errorf("RunLayers(%s) = %q, want %q", targets, got, want)
+		}
 	}
 }
 
