@@ -275,7 +275,7 @@ func contractPorts(svc *contract.Service, c *corev1.Container, longRunning bool,
 	}
 	if longRunning {
 		for _, p := range svc.Ports {
-			if _, ok := named[portName(c, p.Port)]; !ok {
+			if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return int(cp.ContainerPort) == p.Port }) {
 				prob("no containerPort %d, where Alt's code listens (%s)", p.Port, p.Source)
 			}
 		}
@@ -310,16 +310,6 @@ func contractPorts(svc *contract.Service, c *corev1.Container, longRunning bool,
 	if len(svc.Health) > 0 && (c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil) && longRunning {
 		prob("readinessProbe is not an HTTP GET of a health path Alt's code serves (%s)", healthList(svc))
 	}
-}
-
-// portName is the name of the container's port number p ("" when absent).
-func portName(c *corev1.Container, p int) string {
-	for _, cp := range c.Ports {
-		if int(cp.ContainerPort) == p {
-			return cp.Name
-		}
-	}
-	return "\x00"
 }
 
 func portList(ps []contract.Fact) string {
