@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"os"
@@ -371,8 +372,12 @@ func corruptTools(t *testing.T, real *tools.Cache, name string) (*tools.Cache, t
 }
 
 // A snapshot maps every object of the cluster ("Kind.group ns/name") to
-// its version: its resourceVersion, with these exceptions, which change
-// without any run:
+// a digest of what a run could change: the object without its status and
+// without the bookkeeping the API server keeps (resourceVersion,
+// managedFields). Controllers write status all the time without any run:
+// a CronJob's last schedule, the ResourceQuota usage a Job it starts adds
+// to (the backups run at 02:00-02:40, auth-token-manager every 6 hours).
+// Further exceptions, which change without any run:
 //   - Leases are left out: node heartbeats (kube-node-lease), the leader
 //     elections of the controller manager and scheduler, the API server's
 //     identity leases, and the engine's own lock (Lease
@@ -380,12 +385,9 @@ func corruptTools(t *testing.T, real *tools.Cache, name string) (*tools.Cache, t
 //     cluster creates and deletes again, refused or not.
 //   - Events (core and events.k8s.io) are left out: controllers write them
 //     all the time.
-//   - Nodes count by existence only: kwok updates their status (its
-//     heartbeat) about every minute.
-//   - CronJobs count by generation (spec changes), not resourceVersion:
-//     their controller updates their status on schedule; the Jobs it makes
-//     (owned by a CronJob) and those Jobs' Pods are left out. The backups
-//     run at 02:00-02:40 and auth-token-manager every 6 hours.
+//   - Nodes count by existence only: kwok updates them (its heartbeat)
+//     about every minute.
+//   - The Jobs CronJobs make and those Jobs' Pods are left out.
 type snapshot map[string]string
 
 type snapshotter struct {
@@ -452,14 +454,20 @@ func (s *snapshotter) take(t *testing.T) snapshot {
 		}
 		gvk := o.GroupVersionKind()
 		key := fmt.Sprintf("%s.%s %s/%s", gvk.Kind, gvk.Group, o.GetNamespace(), o.GetName())
-		switch gvk.Kind {
-		case "Node":
+		if gvk.Kind == "Node" {
 			snap[key] = "exists"
-		case "CronJob":
-			snap[key] = fmt.Sprintf("generation %d", o.GetGeneration())
-		default:
-			snap[key] = "resourceVersion " + o.GetResourceVersion()
+			continue
 		}
+		c := o.DeepCopy()
+		unstructured.RemoveNestedField(c.Object, "status")
+		c.SetResourceVersion("")
+		c.SetManagedFields(nil)
+		b, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatalf("%s: %v", key, err)
+		}
+		sum := sha256.Sum256(b)
+		snap[key] = fmt.Sprintf("generation %d, digest %x", o.GetGeneration(), sum[:8])
 	}
 	return snap
 }
