@@ -142,6 +142,7 @@ func plan(ctx context.Context) ([]engine.PlanItem, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer e.Close()
 	return e.Plan(ctx)
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/kind"
@@ -38,7 +39,7 @@ func newCluster(e *Engine) (Cluster, error) {
 		if e.Cfg.CertManager == "off" {
 			e.Env["ALT_CERT_MANAGER"] = "off"
 		}
-		return &contextCluster{repo: e.Repo, name: e.Cfg.KubeContext}, nil
+		return &contextCluster{name: e.Cfg.KubeContext}, nil
 	case config.ClusterKind:
 		if e.Cfg.CertManager == "off" {
 			e.Env["ALT_CERT_MANAGER"] = "off"
@@ -86,18 +87,30 @@ func (e *Engine) certManagerWhy() string {
 
 // contextCluster is an existing cluster reached through a kube context. The
 // engine never creates or deletes it; it writes a kubeconfig holding only
-// that context, so hooks and tools cannot reach another cluster.
+// that context (its credentials flattened into it), so hooks and tools
+// cannot reach another cluster. The file lives in a private directory of
+// this run, made on first use and removed by Close: the credentials are
+// not left behind in the repository or anywhere else.
 type contextCluster struct {
-	repo, name string
+	name string
+	dir  string // the run's private directory; "" until first written
 }
 
 func (c *contextCluster) Name() string { return config.ClusterContext }
 
+// Kubeconfig writes the context's kubeconfig (a file, no cluster call) and
+// returns its path; "" when the context cannot be read.
 func (c *contextCluster) Kubeconfig() string {
-	return filepath.Join(c.repo, ".cache", "context", c.name+".kubeconfig")
+	path, err := c.write()
+	if err != nil {
+		return ""
+	}
+	return path
 }
 
-func (c *contextCluster) Ensure(ctx context.Context) (string, error) {
+func (c *contextCluster) Ensure(ctx context.Context) (string, error) { return c.write() }
+
+func (c *contextCluster) write() (string, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	raw, err := rules.Load()
 	if err != nil {
@@ -113,9 +126,34 @@ func (c *contextCluster) Ensure(ctx context.Context) (string, error) {
 	if err := clientcmdapi.FlattenConfig(raw); err != nil {
 		return "", err
 	}
-	path := c.Kubeconfig()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
+	if c.dir == "" {
+		// MkdirTemp makes it 0700: readable by this user only.
+		if c.dir, err = os.MkdirTemp("", "alt-platform-context-"); err != nil {
+			return "", err
+		}
 	}
-	return path, clientcmd.WriteToFile(*raw, path)
+	path := filepath.Join(c.dir, fileSafe(c.name)+".kubeconfig")
+	return path, clientcmd.WriteToFile(*raw, path) // written 0600
+}
+
+// Close removes the run's private directory and the kubeconfig in it.
+func (c *contextCluster) Close() error {
+	if c.dir == "" {
+		return nil
+	}
+	err := os.RemoveAll(c.dir)
+	c.dir = ""
+	return err
+}
+
+// fileSafe makes a context name (an EKS ARN holds ':' and '/') one file
+// name: every character but letters, digits, '.', '-' and '_' becomes '_'.
+func fileSafe(name string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
 }

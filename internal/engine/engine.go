@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -280,11 +281,17 @@ func (e *Engine) placeholderImages() map[string]string {
 	return images
 }
 
-// Close releases the deploy lock.
+// Close releases the deploy lock and whatever the cluster keeps for this
+// run only (a context's kubeconfig).
 func (e *Engine) Close() {
 	if e.lock != nil {
 		e.lock.Release()
 		e.lock = nil
+	}
+	if c, ok := e.Cluster.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			ui.Warn("%v", err)
+		}
 	}
 }
 

@@ -311,18 +311,29 @@ func sameRequirements(have, want string) bool {
 
 // Env is the controlled environment tools run in: the pinned tools first on
 // PATH, the given kubeconfig, Helm's state inside the cache, no prompts, no
-// update checks, no telemetry.
+// update checks, no telemetry. The caller's cloud credentials pass through
+// (cloudPrefixes): a kubeconfig's exec plugin (aws, gke-gcloud-auth-plugin,
+// kubelogin) runs inside helm, kubectl and skaffold and reads them there.
 func (c *Cache) Env(kubeconfig string, extra ...string) []string {
 	var dirs []string
 	for _, t := range All {
 		dirs = append(dirs, filepath.Dir(c.Path(t)))
 	}
 	keep := []string{"HOME", "USER", "TMPDIR", "LANG", "TERM", "NO_COLOR", "DOCKER_HOST", "DOCKER_CONFIG",
-		"GOPATH", "GOMODCACHE", "GOCACHE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+		"GOPATH", "GOMODCACHE", "GOCACHE", "GOPROXY", "GOFLAGS", "GONOSUMDB", "GOPRIVATE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+		"SSL_CERT_FILE", "SSL_CERT_DIR"}
 	var env []string
 	for _, k := range keep {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
+		}
+	}
+	for _, kv := range os.Environ() {
+		for _, p := range cloudPrefixes {
+			if strings.HasPrefix(kv, p) {
+				env = append(env, kv)
+				break
+			}
 		}
 	}
 	helm := filepath.Join(c.Dir, "helm-home")
@@ -338,6 +349,10 @@ func (c *Cache) Env(kubeconfig string, extra ...string) []string {
 	)
 	return append(env, extra...)
 }
+
+// cloudPrefixes start the variables of the clouds' CLIs and credential
+// plugins: AWS (EKS), Google Cloud (GKE), Azure (AKS, kubelogin).
+var cloudPrefixes = []string{"AWS_", "GOOGLE_", "CLOUDSDK_", "USE_GKE_GCLOUD_AUTH_PLUGIN=", "AZURE_", "AAD_", "KUBELOGIN_"}
 
 // skaffoldConfig writes (once) a global Skaffold config with metrics, the
 // survey prompt and update checks off, and returns its path.

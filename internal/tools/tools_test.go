@@ -106,3 +106,28 @@ func TestEnsureReuses(t *testing.T) {
 		t.Errorf("a present helm was built again (%v -> %v, %v)", before.ModTime(), after.ModTime(), err)
 	}
 }
+
+// The cloud CLIs' variables reach a tool (a kubeconfig's exec plugin runs
+// inside it and reads them); other variables of the caller do not.
+func TestEnvKeepsCloudCredentials(t *testing.T) {
+	t.Setenv("AWS_PROFILE", "eks-admin")
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "/creds.json")
+	t.Setenv("CLOUDSDK_CORE_PROJECT", "alt")
+	t.Setenv("AZURE_CONFIG_DIR", "/az")
+	t.Setenv("USE_GKE_GCLOUD_AUTH_PLUGIN", "True")
+	t.Setenv("ALT_SOMETHING_ELSE", "x")
+	c := &Cache{Dir: t.TempDir()}
+	out, err := (&run.Runner{Env: c.Env("/k")}).Output(context.Background(), "env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"AWS_PROFILE=eks-admin", "GOOGLE_APPLICATION_CREDENTIALS=/creds.json",
+		"CLOUDSDK_CORE_PROJECT=alt", "AZURE_CONFIG_DIR=/az", "USE_GKE_GCLOUD_AUTH_PLUGIN=True", "KUBECONFIG=/k"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("the tool's environment lacks %s:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "ALT_SOMETHING_ELSE") {
+		t.Errorf("the tool's environment holds a variable it should not:\n%s", out)
+	}
+}
