@@ -250,13 +250,13 @@ func TestPolicy(t *testing.T) {
 			want: []string{"containers[app]: no livenessProbe"}},
 		{name: "privileged container in a restricted namespace", old: "            allowPrivilegeEscalation: false\n            capabilities: {drop: [ALL]}\n          readinessProbe",
 			new:  "            privileged: true\n            allowPrivilegeEscalation: true\n            capabilities: {drop: [ALL]}\n          readinessProbe",
-			want: []string{"charts/app/templates/deployment.yaml", "Deployment alt-app/app", `namespace alt-app enforces Pod Security "restricted"`, "containers[app].securityContext.privileged: true", "allowPrivilegeEscalation: must be false"}},
+			want: []string{"charts/app/templates/deployment.yaml", "Deployment alt-app/app", `namespace alt-app enforces Pod Security "restricted"`, `privileged: container "app" must not set securityContext.privileged=true`, `allowPrivilegeEscalation != false: container "app" must set securityContext.allowPrivilegeEscalation=false`}},
 		{name: "root and host network in a restricted namespace", old: "      automountServiceAccountToken: false\n      securityContext:\n        runAsNonRoot: true\n",
 			new:  "      automountServiceAccountToken: false\n      hostNetwork: true\n      securityContext:\n        runAsUser: 0\n",
-			want: []string{"spec.template.spec.hostNetwork: true", "securityContext.runAsUser: 0 (root)", "runAsNonRoot: must be true"}},
+			want: []string{"host namespaces: hostNetwork=true", "runAsUser=0: pod must not set runAsUser=0", `pod or containers "init", "app" must set securityContext.runAsNonRoot=true`}},
 		{name: "capabilities not dropped", old: "          securityContext:\n            allowPrivilegeEscalation: false\n            capabilities: {drop: [ALL]}\n          readinessProbe",
 			new:  "          securityContext:\n            allowPrivilegeEscalation: false\n            capabilities: {add: [NET_ADMIN]}\n          readinessProbe",
-			want: []string{"capabilities.add: NET_ADMIN is not allowed", "capabilities.drop: must include ALL"}},
+			want: []string{`container "app" must set securityContext.capabilities.drop=["ALL"]`, `container "app" must not include "NET_ADMIN" in securityContext.capabilities.add`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -276,6 +276,14 @@ func TestPolicy(t *testing.T) {
 		})
 	}
 
+	t.Run("a level Pod Security does not know", func(t *testing.T) {
+		ns := strings.Replace(namespaceYAML, "enforce: restricted", "enforce: strict", 1)
+		if ns == namespaceYAML {
+			t.Fatal("test case: no enforce label in the Namespace")
+		}
+		_, err := Policy(append(objects(t, base, ns), objects(t, app, goodDeployment)...))
+		wantErr(t, err, "Deployment alt-app/app", "namespace alt-app: label pod-security.kubernetes.io/enforce", `"strict"`)
+	})
 	t.Run("namespace without a Namespace object", func(t *testing.T) {
 		notes, err := Policy(objects(t, app, goodDeployment))
 		wantErr(t, err)

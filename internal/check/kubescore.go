@@ -22,9 +22,9 @@ import (
 // check kube-score runs by default must pass.
 const KubeScoreFile = "charts/kube-score.yaml"
 
-// KubeScoreKubernetes is the Kubernetes version kube-score scores against
-// (the version of the pinned control plane).
-const KubeScoreKubernetes = "v1.34"
+// KubernetesMinor is the minor of the pinned control plane: the version
+// kube-score scores against and Pod Security is evaluated at.
+const KubernetesMinor = "v1.34"
 
 // KubeScoreIgnore is one entry of KubeScoreFile: a check, where it is
 // ignored, and why.
@@ -289,7 +289,7 @@ func kubeScoreRun(ctx context.Context, r *run.Runner, bin string, docs []byte) (
 		return nil, err
 	}
 	out, err := r.Output(ctx, bin, "score", "--output-format", "json", "--color", "never",
-		"--kubernetes-version", KubeScoreKubernetes, f.Name())
+		"--kubernetes-version", KubernetesMinor, f.Name())
 	var ee *exec.ExitError
 	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1 && strings.HasPrefix(strings.TrimSpace(out), "[")) {
 		return nil, err

@@ -2,10 +2,13 @@ package check
 
 import (
 	"fmt"
-	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
 )
 
 // NoProbesAnnotation on a pod says why its long-running containers have no
@@ -23,8 +26,8 @@ const NoProbesAnnotation = "alt-platform.io/no-probes"
 //     StatefulSet, DaemonSet, ReplicaSet) have liveness and readiness probes,
 //     unless the pod annotation NoProbesAnnotation says why not;
 //   - the pod satisfies the Pod Security level its namespace enforces
-//     (pod-security.kubernetes.io/enforce on the rendered Namespace):
-//     baseline or restricted, the rules of Pod Security Standards v1.34.
+//     (pod-security.kubernetes.io/enforce on the rendered Namespace), as
+//     the admission plugin of the pinned Kubernetes minor decides it.
 //
 // A workload in a namespace that no rendered Namespace object declares is
 // a note (its level is unknown); References reports the namespace itself.
@@ -43,12 +46,13 @@ func Policy(objs []*Object) ([]Note, error) {
 				continue
 			}
 			level := labels["pod-security.kubernetes.io/enforce"]
-			var violations []string
-			switch level {
-			case "restricted":
-				violations = append(baseline(w), restricted(w)...)
-			case "baseline":
-				violations = baseline(w)
+			if level == "" {
+				continue // privileged: nothing to check
+			}
+			violations, err := podSecurity(w, level)
+			if err != nil {
+				ps = append(ps, w.obj.problem("namespace %s: label pod-security.kubernetes.io/enforce=%q: %v", w.obj.Namespace, level, err))
+				continue
 			}
 			for _, v := range violations {
 				ps = append(ps, w.obj.problem("namespace %s enforces Pod Security %q: %s", w.obj.Namespace, level, v))
@@ -114,195 +118,33 @@ func imageRef(img string) (tag, digest string) {
 	return tag, digest
 }
 
-// allContainers are init, main and ephemeral containers as securityContext
-// carriers, with their paths.
-type scHolder struct {
-	path string
-	sc   *corev1.SecurityContext
-	c    *corev1.Container
-}
-
-func (w workload) securityHolders() []scHolder {
-	var hs []scHolder
-	for _, c := range w.containers() {
-		hs = append(hs, scHolder{path: c.path, sc: c.c.SecurityContext, c: c.c})
+// podSecurity returns the violations of a Pod Security level (the value of
+// a namespace's pod-security.kubernetes.io/enforce label) as the admission
+// plugin of the pinned Kubernetes minor evaluates them: its own checks, from
+// k8s.io/pod-security-admission, at KubernetesMinor.
+func podSecurity(w workload, label string) ([]string, error) {
+	level, err := api.ParseLevel(label)
+	if err != nil {
+		return nil, err
 	}
-	for i := range w.spec.EphemeralContainers {
-		ec := &w.spec.EphemeralContainers[i]
-		hs = append(hs, scHolder{path: w.specPath + ".ephemeralContainers[" + ec.Name + "]", sc: ec.SecurityContext})
+	version, err := api.ParseVersion(KubernetesMinor)
+	if err != nil {
+		return nil, err
 	}
-	return hs
-}
-
-var baselineCapabilities = []corev1.Capability{"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-	"NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-
-var safeSysctls = []string{"kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
-	"net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports", "net.ipv4.tcp_keepalive_time",
-	"net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes", "net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"}
-
-var seLinuxTypes = []string{"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}
-
-// baseline returns the violations of the Pod Security baseline level.
-func baseline(w workload) []string {
+	ev, err := evaluator()
+	if err != nil {
+		return nil, err
+	}
+	meta := &metav1.ObjectMeta{Annotations: w.annotations, Labels: w.labels}
 	var v []string
-	s := w.spec
-	p := w.specPath
-	if s.HostNetwork {
-		v = append(v, p+".hostNetwork: true")
-	}
-	if s.HostPID {
-		v = append(v, p+".hostPID: true")
-	}
-	if s.HostIPC {
-		v = append(v, p+".hostIPC: true")
-	}
-	for _, vol := range s.Volumes {
-		if vol.HostPath != nil {
-			v = append(v, fmt.Sprintf("%s.volumes[%s]: hostPath volumes are forbidden", p, vol.Name))
+	for _, r := range ev.EvaluatePod(api.LevelVersion{Level: level, Version: version}, meta, w.spec) {
+		if !r.Allowed {
+			v = append(v, fmt.Sprintf("%s: %s", r.ForbiddenReason, r.ForbiddenDetail))
 		}
 	}
-	psc := s.SecurityContext
-	if psc != nil {
-		if psc.SeccompProfile != nil && psc.SeccompProfile.Type == corev1.SeccompProfileTypeUnconfined {
-			v = append(v, p+".securityContext.seccompProfile.type: Unconfined")
-		}
-		if psc.AppArmorProfile != nil && psc.AppArmorProfile.Type == corev1.AppArmorProfileTypeUnconfined {
-			v = append(v, p+".securityContext.appArmorProfile.type: Unconfined")
-		}
-		v = append(v, seLinux(p+".securityContext", psc.SELinuxOptions)...)
-		for _, sc := range psc.Sysctls {
-			if !slices.Contains(safeSysctls, sc.Name) {
-				v = append(v, fmt.Sprintf("%s.securityContext.sysctls[%s]: not a safe sysctl", p, sc.Name))
-			}
-		}
-		if psc.WindowsOptions != nil && psc.WindowsOptions.HostProcess != nil && *psc.WindowsOptions.HostProcess {
-			v = append(v, p+".securityContext.windowsOptions.hostProcess: true")
-		}
-	}
-	for k, val := range w.annotations {
-		if strings.HasPrefix(k, "container.apparmor.security.beta.kubernetes.io/") && val != "runtime/default" && !strings.HasPrefix(val, "localhost/") {
-			v = append(v, fmt.Sprintf("annotation %s: %q (want runtime/default or localhost/*)", k, val))
-		}
-	}
-	for _, h := range w.securityHolders() {
-		if h.c != nil {
-			for _, port := range h.c.Ports {
-				if port.HostPort != 0 {
-					v = append(v, fmt.Sprintf("%s.ports[%d].hostPort: %d (host ports are forbidden)", h.path, port.ContainerPort, port.HostPort))
-				}
-			}
-		}
-		sc := h.sc
-		if sc == nil {
-			continue
-		}
-		if sc.Privileged != nil && *sc.Privileged {
-			v = append(v, h.path+".securityContext.privileged: true")
-		}
-		if sc.Capabilities != nil {
-			for _, c := range sc.Capabilities.Add {
-				if !slices.Contains(baselineCapabilities, c) {
-					v = append(v, fmt.Sprintf("%s.securityContext.capabilities.add: %s is not allowed", h.path, c))
-				}
-			}
-		}
-		if sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
-			v = append(v, fmt.Sprintf("%s.securityContext.procMount: %s (want Default)", h.path, *sc.ProcMount))
-		}
-		if sc.SeccompProfile != nil && sc.SeccompProfile.Type == corev1.SeccompProfileTypeUnconfined {
-			v = append(v, h.path+".securityContext.seccompProfile.type: Unconfined")
-		}
-		if sc.AppArmorProfile != nil && sc.AppArmorProfile.Type == corev1.AppArmorProfileTypeUnconfined {
-			v = append(v, h.path+".securityContext.appArmorProfile.type: Unconfined")
-		}
-		v = append(v, seLinux(h.path+".securityContext", sc.SELinuxOptions)...)
-		if sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
-			v = append(v, h.path+".securityContext.windowsOptions.hostProcess: true")
-		}
-	}
-	return v
+	return v, nil
 }
 
-func seLinux(path string, o *corev1.SELinuxOptions) []string {
-	if o == nil {
-		return nil
-	}
-	var v []string
-	if !slices.Contains(seLinuxTypes, o.Type) {
-		v = append(v, fmt.Sprintf("%s.seLinuxOptions.type: %q is not allowed", path, o.Type))
-	}
-	if o.User != "" {
-		v = append(v, path+".seLinuxOptions.user: must not be set")
-	}
-	if o.Role != "" {
-		v = append(v, path+".seLinuxOptions.role: must not be set")
-	}
-	return v
-}
-
-var restrictedVolumes = "configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret"
-
-// restricted returns the violations of the Pod Security restricted level
-// beyond baseline.
-func restricted(w workload) []string {
-	var v []string
-	s := w.spec
-	p := w.specPath
-	for _, vol := range s.Volumes {
-		src := vol.VolumeSource
-		ok := src.ConfigMap != nil || src.CSI != nil || src.DownwardAPI != nil || src.EmptyDir != nil || src.Ephemeral != nil ||
-			src.PersistentVolumeClaim != nil || src.Projected != nil || src.Secret != nil
-		if !ok && src.HostPath == nil { // hostPath is reported by baseline
-			v = append(v, fmt.Sprintf("%s.volumes[%s]: volume type not allowed (allowed: %s)", p, vol.Name, restrictedVolumes))
-		}
-	}
-	psc := s.SecurityContext
-	podNonRoot := psc != nil && psc.RunAsNonRoot != nil && *psc.RunAsNonRoot
-	podSeccomp := psc != nil && psc.SeccompProfile != nil &&
-		(psc.SeccompProfile.Type == corev1.SeccompProfileTypeRuntimeDefault || psc.SeccompProfile.Type == corev1.SeccompProfileTypeLocalhost)
-	if psc != nil && psc.RunAsUser != nil && *psc.RunAsUser == 0 {
-		v = append(v, p+".securityContext.runAsUser: 0 (root)")
-	}
-	if psc != nil && psc.RunAsNonRoot != nil && !*psc.RunAsNonRoot {
-		v = append(v, p+".securityContext.runAsNonRoot: false")
-	}
-	for _, h := range w.securityHolders() {
-		sc := h.sc
-		if sc == nil {
-			sc = &corev1.SecurityContext{}
-		}
-		scp := h.path + ".securityContext"
-		if sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
-			v = append(v, scp+".allowPrivilegeEscalation: must be false")
-		}
-		switch {
-		case sc.RunAsNonRoot != nil && !*sc.RunAsNonRoot:
-			v = append(v, scp+".runAsNonRoot: false")
-		case sc.RunAsNonRoot == nil && !podNonRoot:
-			v = append(v, scp+".runAsNonRoot: must be true (here or in the pod's securityContext)")
-		}
-		if sc.RunAsUser != nil && *sc.RunAsUser == 0 {
-			v = append(v, scp+".runAsUser: 0 (root)")
-		}
-		switch {
-		case sc.SeccompProfile != nil && sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault && sc.SeccompProfile.Type != corev1.SeccompProfileTypeLocalhost:
-			if sc.SeccompProfile.Type != corev1.SeccompProfileTypeUnconfined { // Unconfined is reported by baseline
-				v = append(v, fmt.Sprintf("%s.seccompProfile.type: %s (want RuntimeDefault or Localhost)", scp, sc.SeccompProfile.Type))
-			}
-		case sc.SeccompProfile == nil && !podSeccomp:
-			v = append(v, scp+".seccompProfile.type: must be RuntimeDefault or Localhost (here or in the pod's securityContext)")
-		}
-		if sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
-			v = append(v, scp+".capabilities.drop: must include ALL")
-		}
-		if sc.Capabilities != nil {
-			for _, c := range sc.Capabilities.Add {
-				if c != "NET_BIND_SERVICE" && slices.Contains(baselineCapabilities, c) {
-					v = append(v, fmt.Sprintf("%s.capabilities.add: %s (only NET_BIND_SERVICE may be added)", scp, c))
-				}
-			}
-		}
-	}
-	return v
-}
+var evaluator = sync.OnceValues(func() (policy.Evaluator, error) {
+	return policy.NewEvaluator(policy.DefaultChecks())
+})
