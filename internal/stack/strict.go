@@ -1,10 +1,13 @@
 package stack
 
 import (
+	_ "embed"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
+	"sync"
 
 	"sigs.k8s.io/yaml"
 )
@@ -12,55 +15,79 @@ import (
 // Skaffold rejects a field its schema does not know, but only when it runs:
 // the first `skaffold deploy` of the layer, after the run has taken the lock
 // and decided to deploy, and its message names neither the file nor the
-// path of the field. unknownFields finds those fields before anything runs.
-//
-// It checks the objects the stack model reads (root, metadata, requires,
-// build with its artifacts, tag policy and local builder, deploy.helm with
-// its releases and hooks, profiles and their activation) against every
-// field Skaffold v2.16.1 accepts there (schema skaffold/v4beta13, listed by
-// reflecting over its latest.* types, inline structs included), so a valid
-// field the model does not use (skipBuildDependencies, wait, concurrency,
-// portForward, ...) passes. Objects the model does not read (deploy.kubectl,
-// build.artifacts[].jib, patches, ...) are left to Skaffold.
+// path of the field. unknownFields finds those fields before anything runs,
+// in the whole file, against Skaffold's own published JSON schema for the
+// pinned apiVersion (SchemaFile, from Skaffold's module at the pinned
+// version; a test holds the copy equal to it). Objects the schema leaves
+// free (buildArgs, setValueTemplates, ...) are not checked.
 
-// shape is the fields Skaffold accepts in one object, and the shapes of the
-// fields whose values are checked too (a list value: each of its items).
-type shape struct {
-	fields []string
-	sub    map[string]*shape
+// SchemaVersion is the apiVersion of every Skaffold file here, and
+// SchemaFile the schema Skaffold publishes for it, as Skaffold's module
+// holds it (docs-v2/content/en/schemas/).
+const (
+	SchemaVersion = "skaffold/v4beta13"
+	SchemaFile    = "docs-v2/content/en/schemas/v4beta13.json"
+)
+
+//go:embed skaffold-v4beta13.json
+var SchemaJSON []byte
+
+// jsonSchema is the part of a JSON schema that says which fields an object
+// accepts.
+type jsonSchema struct {
+	Ref         string                 `json:"$ref"`
+	Properties  map[string]*jsonSchema `json:"properties"`
+	Items       *jsonSchema            `json:"items"`
+	AnyOf       []*jsonSchema          `json:"anyOf"`
+	OneOf       []*jsonSchema          `json:"oneOf"`
+	AllOf       []*jsonSchema          `json:"allOf"`
+	Definitions map[string]*jsonSchema `json:"definitions"`
 }
 
-func fields(names string, sub map[string]*shape) *shape {
-	return &shape{fields: strings.Fields(names), sub: sub}
+var skaffoldSchema = sync.OnceValue(func() *jsonSchema {
+	var s jsonSchema
+	if err := json.Unmarshal(SchemaJSON, &s); err != nil {
+		panic("the embedded Skaffold schema: " + err.Error())
+	}
+	return &s
+})
+
+// resolve follows a schema's $ref into the root's definitions.
+func (root *jsonSchema) resolve(s *jsonSchema) *jsonSchema {
+	for s != nil && s.Ref != "" {
+		s = root.Definitions[strings.TrimPrefix(s.Ref, "#/definitions/")]
+	}
+	return s
 }
 
-var skaffoldShape = func() *shape {
-	hostHook := fields("command dir os", nil)
-	hookItem := fields("container host", map[string]*shape{"host": hostHook})
-	hooks := fields("after before", map[string]*shape{"before": hookItem, "after": hookItem})
-	release := fields("chartPath createNamespace dependsOn name namespace overrides packaged recreatePods remoteChart repo setFiles setValueTemplates setValues skipBuildDependencies skipTests upgradeOnChange useHelmSecrets valuesFiles version wait", nil)
-	helm := fields("concurrency flags hooks releases", map[string]*shape{"releases": release, "hooks": hooks})
-	deploy := fields("cloudrun docker helm kpt kubeContext kubectl logs statusCheck statusCheckDeadlineSeconds tolerateFailuresUntilDeadline", map[string]*shape{"helm": helm})
-	docker := fields("addHost buildArgs cacheFrom cliFlags dockerfile network noCache pullParent secrets squash ssh target", nil)
-	artifact := fields("bazel buildpacks context custom docker hooks image jib kaniko ko platforms requires runtimeType sync", map[string]*shape{"docker": docker})
-	build := fields("artifacts cluster googleCloudBuild hooks insecureRegistries local platforms tagPolicy", map[string]*shape{
-		"artifacts": artifact,
-		"tagPolicy": fields("customTemplate dateTime envTemplate gitCommit inputDigest sha256", nil),
-		"local":     fields("concurrency push tryImportMissing useBuildkit useDockerCLI", nil),
-	})
-	profile := fields("activation build customActions deploy manifests name patches portForward requiresAllActivations resourceSelector test verify", map[string]*shape{
-		"activation": fields("command env kubeContext", nil),
-		"build":      build,
-		"deploy":     deploy,
-	})
-	return fields("apiVersion build customActions deploy kind manifests metadata portForward profiles requires resourceSelector test verify", map[string]*shape{
-		"metadata": fields("annotations labels name", nil),
-		"requires": fields("activeProfiles configs git googleCloudBuildRepoV2 googleCloudStorage path", nil),
-		"build":    build,
-		"deploy":   deploy,
-		"profiles": profile,
-	})
-}()
+// fields is every field an object of schema s accepts (in any of its
+// alternatives), with its schema; nil when s leaves its fields free.
+func (root *jsonSchema) fields(s *jsonSchema) map[string]*jsonSchema {
+	s = root.resolve(s)
+	if s == nil {
+		return nil
+	}
+	var fs map[string]*jsonSchema
+	add := func(k string, v *jsonSchema) {
+		if fs == nil {
+			fs = map[string]*jsonSchema{}
+		}
+		if _, ok := fs[k]; !ok {
+			fs[k] = v
+		}
+	}
+	for k, v := range s.Properties {
+		add(k, v)
+	}
+	for _, alts := range [][]*jsonSchema{s.AnyOf, s.OneOf, s.AllOf} {
+		for _, alt := range alts {
+			for k, v := range root.fields(alt) {
+				add(k, v)
+			}
+		}
+	}
+	return fs
+}
 
 // unknownFields reports every field of a Skaffold file that Skaffold would
 // reject, by its path (e.g. profiles[prod].deploy.helm.releases[kratos].valueFiles).
@@ -70,38 +97,41 @@ func unknownFields(file string, b []byte) Problems {
 		return nil // reported by readFile
 	}
 	var ps Problems
-	walkShape(file, "", doc, skaffoldShape, &ps)
+	root := skaffoldSchema()
+	walkSchema(file, "", doc, root, root, &ps)
 	return ps
 }
 
-func walkShape(file, path string, v any, s *shape, ps *Problems) {
+func walkSchema(file, path string, v any, s, root *jsonSchema, ps *Problems) {
+	s = root.resolve(s)
+	if s == nil {
+		return
+	}
 	switch v := v.(type) {
 	case []any:
 		for i, item := range v {
-			walkShape(file, fmt.Sprintf("%s[%s]", path, itemLabel(item, i)), item, s, ps)
+			walkSchema(file, fmt.Sprintf("%s[%s]", path, itemLabel(item, i)), item, s.Items, root, ps)
 		}
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
+		fs := root.fields(s)
+		if fs == nil {
+			return
 		}
-		sort.Strings(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(v)) {
 			field := k
 			if path != "" {
 				field = path + "." + k
 			}
-			if !slices.Contains(s.fields, k) {
-				msg := "unknown field; Skaffold (schema skaffold/v4beta13) rejects it"
-				if near := nearest(k, s.fields); near != "" {
+			sub, ok := fs[k]
+			if !ok {
+				msg := "unknown field; Skaffold (schema " + SchemaVersion + ") rejects it"
+				if near := nearest(k, slices.Sorted(maps.Keys(fs))); near != "" {
 					msg += "; did you mean " + near + "?"
 				}
 				*ps = append(*ps, Problem{File: file, Field: field, Msg: msg})
 				continue
 			}
-			if sub := s.sub[k]; sub != nil {
-				walkShape(file, field, v[k], sub, ps)
-			}
+			walkSchema(file, field, v[k], sub, root, ps)
 		}
 	}
 }

@@ -47,8 +47,8 @@ func Validate(s *Stack, g *Graph) error {
 	seen := map[string]string{}
 	for i, l := range s.Layers {
 		field := fmt.Sprintf("requires[%d]", i)
-		if l.raw.APIVersion == "" || l.raw.Kind != "Config" {
-			add(l.File, "apiVersion/kind", "expected apiVersion skaffold/v4beta13 and kind Config, got %q/%q", l.raw.APIVersion, l.raw.Kind)
+		if l.raw.APIVersion != SchemaVersion || l.raw.Kind != "Config" {
+			add(l.File, "apiVersion/kind", "expected apiVersion %s (the schema its fields are checked against) and kind Config, got %q/%q", SchemaVersion, l.raw.APIVersion, l.raw.Kind)
 		}
 		if l.Name == "" {
 			add(l.File, "metadata.name", "empty; every layer needs a unique config name (e.g. alt-foundation)")
