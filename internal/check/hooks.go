@@ -237,19 +237,27 @@ func simulate(h hook, env []string, fail bool) simulation {
 	return sim
 }
 
-// relaxOptions drops errexit and nounset from set-style options.
+// relaxOptions drops errexit and nounset from set-style options; what
+// follows "--" (or the first word that is not an option) are positional
+// parameters, kept as they are.
 func relaxOptions(args []string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-o" || a == "+o":
-			if i+1 < len(args) && (args[i+1] == "errexit" || args[i+1] == "nounset") {
+			if i+1 < len(args) {
 				i++
+				if args[i] == "errexit" || args[i] == "nounset" {
+					continue
+				}
+				out = append(out, a, args[i])
 				continue
 			}
 			out = append(out, a)
-		case len(a) > 1 && a[0] == '-' && a != "--":
+		case a == "--" || a == "-" || a == "" || (a[0] != '-' && a[0] != '+'):
+			return append(out, args[i:]...)
+		case a[0] == '-':
 			a = strings.NewReplacer("e", "", "u", "").Replace(a)
 			if a != "-" {
 				out = append(out, a)
@@ -389,7 +397,19 @@ var readVerbs = map[string]bool{
 // kubectlTargets reads one kubectl command: the objects it names (refs),
 // the objects it creates, and the resource names it does not know.
 func kubectlTargets(args []string) (refs, creates []target, unknown []string) {
-	cmd := strings.Join(args, " ")
+	// The command as problems show it: without --context, which every call
+	// through scripts/lib/kube.sh carries.
+	var shown []string
+	for i := 0; i < len(args); i++ {
+		switch {
+		case strings.HasPrefix(args[i], "--context="):
+		case args[i] == "--context" && i+1 < len(args):
+			i++
+		default:
+			shown = append(shown, args[i])
+		}
+	}
+	cmd := strings.Join(shown, " ")
 	var pos []string
 	flags := map[string]string{}
 	for i := 1; i < len(args); i++ {

@@ -117,7 +117,7 @@ func TestHookScripts(t *testing.T) {
 		{name: "check-secret", command: []string{"scripts/check-secret", "alt-x", "creds", "username", "password"},
 			refs: []string{"Secret alt-x/creds"}, called: "check_secret alt-x creds username password"},
 		{name: "kube", command: []string{"scripts/kube", "rollout", "status", "deployment/api", "-n", "alt-apps", "--timeout=60s"},
-			refs: []string{"Deployment alt-apps/api"}},
+			refs: []string{"Deployment alt-apps/api"}, called: "kube rollout status deployment/api -n alt-apps --timeout=60s"},
 		{name: "a script that loops over Secrets", command: []string{"scripts/infrastructure-secrets"},
 			refs:   []string{"Secret alt-database/postgres-credentials", "Secret alt-operations/postgres-credentials", "Secret alt-search/meilisearch-credentials"},
 			called: "check_secret alt-operations meilisearch-credentials master-key"},
