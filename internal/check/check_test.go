@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/tools"
 )
 
 var base = in{layer: "alt-base", release: "base", chart: "charts/base", ns: "default"}
@@ -766,6 +768,8 @@ func TestRepository(t *testing.T) {
 	helm, r := tool(t, "helm")
 	sk, _ := tool(t, "skaffold")
 	ks, _ := tool(t, "kube-score")
+	al, _ := tool(t, "actionlint")
+	sc, _ := exec.LookPath(tools.Shellcheck.Bin) // "": skipped, with a note
 	repo, _ := filepath.Abs(filepath.Join("..", ".."))
 	s, err := stack.Load(repo)
 	if err != nil {
@@ -778,7 +782,8 @@ func TestRepository(t *testing.T) {
 	if os.Getenv("ALT_CHECK_NO_SKAFFOLD") != "" {
 		sk = ""
 	}
-	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, KubeScore: ks, Profiles: []string{"dev", "staging", "prod"}})
+	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, KubeScore: ks,
+		Shellcheck: sc, Actionlint: al, Profiles: []string{"dev", "staging", "prod"}})
 	for _, n := range rep.Notes {
 		t.Logf("note: %s", n)
 	}
