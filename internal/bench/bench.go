@@ -148,7 +148,7 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 	step.Done()
 	step = ui.Start("static checks of ci, every profile")
 	start = time.Now()
-	_, err = check.All(ctx, check.Options{Runner: r, Stack: s, Graph: g, Helm: paths["helm"], Skaffold: paths["skaffold"], KubeScore: paths["kube-score"], Profiles: config.Profiles})
+	_, err = check.All(ctx, check.Options{Runner: r, Stack: s, Graph: g, Helm: paths["helm"], Skaffold: paths["skaffold"], KubeScore: paths["kube-score"], Actionlint: paths["actionlint"], Profiles: config.Profiles})
 	if err := step.End(err); err != nil {
 		return Result{}, err
 	}

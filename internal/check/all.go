@@ -24,7 +24,10 @@ type Options struct {
 	// (tools.Cache.Ensure). An empty Skaffold skips SkaffoldRender, an empty
 	// KubeScore skips KubeScore (each says so in a note).
 	Helm, Skaffold, KubeScore string
-	Profiles                  []string
+	// Shellcheck and Actionlint lint scripts/ and .github/workflows (an
+	// empty one is skipped, with a note).
+	Shellcheck, Actionlint string
+	Profiles               []string
 }
 
 // Timing is how long one check took (wall clock; checks overlap).
@@ -44,6 +47,7 @@ type Report struct {
 // All runs every static check for the profiles: Render, then Strict,
 // Policy, Secrets, References, Hooks, Owners, Flows, Contract and KubeScore
 // on the rendered objects; Deployed and Committed on the repository; Lint;
+// Shellcheck on scripts/ and Actionlint on the workflows;
 // and SkaffoldRender of the root config per profile (compared with Render
 // by SameAsSkaffold). The helm and skaffold processes run concurrently. The
 // error joins every check's problems, each prefixed with the check's name.
@@ -88,6 +92,18 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		t := time.Now()
 		record("lint", t, nil, Lint(ctx, o.Runner, o.Stack, o.Helm, o.Profiles...))
 	}()
+	if o.Shellcheck != "" {
+		t := time.Now()
+		record("shellcheck", t, nil, Shellcheck(ctx, o.Runner, o.Stack.Repo, o.Shellcheck))
+	} else {
+		rep.Notes = append(rep.Notes, Note{Check: "shellcheck", What: "shellcheck of " + stack.ScriptsDir, Why: "no shellcheck binary given"})
+	}
+	if o.Actionlint != "" {
+		t := time.Now()
+		record("actionlint", t, nil, Actionlint(ctx, o.Runner, o.Stack.Repo, o.Actionlint, o.Shellcheck))
+	} else {
+		rep.Notes = append(rep.Notes, Note{Check: "actionlint", What: "actionlint of " + WorkflowsDir, Why: "no actionlint binary given"})
+	}
 
 	t := time.Now()
 	rendered, err := Render(ctx, o.Runner, o.Stack, o.Helm, o.Profiles...)

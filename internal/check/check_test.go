@@ -3,6 +3,7 @@ package check
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/tools"
 )
 
 var base = in{layer: "alt-base", release: "base", chart: "charts/base", ns: "default"}
@@ -351,6 +353,44 @@ func TestSecrets(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			repo := fixture(t, c.edits...)
 			wantErr(t, Secrets(repo, c.objs(t)), c.want...)
+		})
+	}
+}
+
+// TestSecretVerifiedByCalls: a Secret a profile does not create counts as
+// verified only when a hook calls check-secret with its namespace, name and
+// key; a hook whose text merely holds those words does not count.
+func TestSecretVerifiedByCalls(t *testing.T) {
+	const hook = `command: ["scripts/check-secret", "alt-app", "app-credentials", "password"]`
+	objs := func(t *testing.T) []*Object {
+		st := in{profile: "staging", layer: "alt-app", release: "app", chart: "charts/app", ns: "alt-app"}
+		return slices.Concat(objects(t, in{profile: "staging", layer: "alt-base", release: "base", chart: "charts/base", ns: "default"}, namespaceYAML), objects(t, st, goodDeployment))
+	}
+	const l02 = "skaffold/02-app/skaffold.yaml"
+	cases := []struct {
+		name string
+		hook string
+		want []string
+	}{
+		{name: "check-secret with the key", hook: hook},
+		{name: "a kubectl command naming the Secret and the key", hook: `command: ["scripts/kube", "get", "secret", "app-credentials", "-n", "alt-app", "-o", "jsonpath={.data.password}"]`,
+			want: []string{"Deployment alt-app/app", "Secret alt-app/app-credentials key password is not created in this profile and no hook of layer alt-app", "scripts/check-secret alt-app app-credentials KEY..."}},
+		{name: "check-secret of another namespace", hook: `command: ["scripts/check-secret", "alt-base", "app-credentials", "password"]`,
+			want: []string{"Secret alt-app/app-credentials key password is not created in this profile"}},
+		{name: "check-secret of other keys", hook: `command: ["scripts/check-secret", "alt-app", "app-credentials", "username", "passwords"]`,
+			want: []string{"Secret alt-app/app-credentials key password is not created in this profile"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var edits []edit
+			if c.hook != hook {
+				for range 2 { // staging and prod
+					edits = append(edits, edit{l02, hook, c.hook})
+				}
+			}
+			s := loadStack(t, fixture(t, edits...))
+			_, err := References(s, fixtureGraph(), objs(t))
+			wantErr(t, err, c.want...)
 		})
 	}
 }
@@ -736,6 +776,8 @@ func TestRepository(t *testing.T) {
 	helm, r := tool(t, "helm")
 	sk, _ := tool(t, "skaffold")
 	ks, _ := tool(t, "kube-score")
+	al, _ := tool(t, "actionlint")
+	sc, _ := exec.LookPath(tools.Shellcheck.Bin) // "": skipped, with a note
 	repo, _ := filepath.Abs(filepath.Join("..", ".."))
 	s, err := stack.Load(repo)
 	if err != nil {
@@ -748,7 +790,8 @@ func TestRepository(t *testing.T) {
 	if os.Getenv("ALT_CHECK_NO_SKAFFOLD") != "" {
 		sk = ""
 	}
-	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, KubeScore: ks, Profiles: []string{"dev", "staging", "prod"}})
+	rep, err := All(context.Background(), Options{Runner: r, Stack: s, Graph: g, Helm: helm, Skaffold: sk, KubeScore: ks,
+		Shellcheck: sc, Actionlint: al, Profiles: []string{"dev", "staging", "prod"}})
 	for _, n := range rep.Notes {
 		t.Logf("note: %s", n)
 	}

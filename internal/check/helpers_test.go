@@ -45,7 +45,8 @@ func tool(t *testing.T, name string) (string, *run.Runner) {
 	return c.Path(tl), &run.Runner{Env: c.Env(os.DevNull)}
 }
 
-// fixture copies testdata/repo into a temporary folder and applies edits:
+// fixture copies testdata/repo into a temporary folder (its scripts/ is a
+// link to the repository's) and applies edits:
 // file → {old, new} replacements (old "" appends new; a missing file is
 // created).
 func fixture(t *testing.T, edits ...edit) string {
@@ -59,6 +60,17 @@ func fixture(t *testing.T, edits ...edit) string {
 		rel, _ := filepath.Rel(src, p)
 		if d.IsDir() {
 			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if d.Type()&fs.ModeSymlink != 0 { // scripts/: the repository's own
+			target, err := filepath.EvalSymlinks(p)
+			if err != nil {
+				return err
+			}
+			abs, err := filepath.Abs(target)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(abs, filepath.Join(dst, rel))
 		}
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -90,7 +102,11 @@ func applyEdits(t *testing.T, dir string, edits []edit) {
 			s = strings.Replace(s, e.old, e.new, 1)
 		}
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if fi, err := os.Stat(p); err == nil {
+			mode = fi.Mode().Perm() // a script stays executable
+		}
+		if err := os.WriteFile(p, []byte(s), mode); err != nil {
 			t.Fatal(err)
 		}
 	}

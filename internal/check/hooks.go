@@ -2,12 +2,14 @@ package check
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -31,6 +33,10 @@ type hook struct {
 	index   int
 	command []string
 	nss     []string // namespaces of the layer's releases (SKAFFOLD_NAMESPACES)
+	// script is the file of scripts/ the command runs (absolute), or "";
+	// scripts is the repository's scripts/ folder (absolute), which
+	// scripts read (their library) in the simulation.
+	script, scripts string
 }
 
 // name says which hook it is: "before-hook 1 of layer alt-x (kubectl rollout status ...)".
@@ -55,8 +61,6 @@ func (h hook) name() string {
 	return fmt.Sprintf("%s-hook %d of layer %s (%s)", h.phase, h.index, h.layer, text)
 }
 
-func (h hook) text() string { return strings.Join(h.command, " ") }
-
 func (h hook) problem(format string, a ...any) Problem {
 	return Problem{File: h.file, Object: h.name(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(h.profile)}
 }
@@ -75,11 +79,19 @@ func layerHooks(s *stack.Stack, profile string) map[string][]hook {
 				nss = append(nss, r.Namespace)
 			}
 		}
+		mk := func(phase string, i int, h stack.Hook) hook {
+			k := hook{layer: l.Name, file: l.File, profile: profile, phase: phase, index: i, command: h.Command, nss: nss,
+				scripts: filepath.Join(s.Repo, stack.ScriptsDir)}
+			if sc := h.Script(); sc != "" {
+				k.script = filepath.Join(s.Repo, sc)
+			}
+			return k
+		}
 		for i, h := range v.Before {
-			m[l.Name] = append(m[l.Name], hook{layer: l.Name, file: l.File, profile: profile, phase: "before", index: i, command: h.Command, nss: nss})
+			m[l.Name] = append(m[l.Name], mk("before", i, h))
 		}
 		for i, h := range v.After {
-			m[l.Name] = append(m[l.Name], hook{layer: l.Name, file: l.File, profile: profile, phase: "after", index: i, command: h.Command, nss: nss})
+			m[l.Name] = append(m[l.Name], mk("after", i, h))
 		}
 	}
 	return m
@@ -92,6 +104,7 @@ var shells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true
 // external command answered by the simulation instead of run.
 type simulation struct {
 	calls  [][]string // every external command, in order, after expansion
+	called [][]string // every simple command (functions and builtins too), in order, after expansion
 	status int        // exit status
 	looped bool       // stopped after simLimit commands
 	err    error      // the hook could not be interpreted
@@ -106,14 +119,18 @@ var errLooped = errors.New("command limit reached")
 // simulate runs a hook's command in mvdan.cc/sh's interpreter, running no
 // program: every external command (kubectl, sleep, date, ...) is recorded
 // and answered without output, with exit status 1 when fail is set and 0
-// otherwise. A command that is not a shell (sh -c SCRIPT ARGS...) is run as
-// the one simple command it is. Files are neither read nor written.
+// otherwise. A command that runs a script of scripts/ (h.script) runs
+// that script with the command's arguments; a shell (sh -c SCRIPT
+// ARGS...) runs SCRIPT; any other command is run as the one simple command
+// it is. The only files read are those under scripts/ (the library a
+// script sources); nothing is written.
 //
 // With fail unset the run explores the hook as if every check passed:
 // `exit` and errexit (set -e) and nounset (set -u) are ignored, so one run
 // reaches every command the hook would run, in every iteration.
-func simulate(command []string, env []string, fail bool) simulation {
+func simulate(h hook, env []string, fail bool) simulation {
 	var sim simulation
+	command := h.command
 	if len(command) == 0 {
 		sim.err = errors.New("empty command")
 		return sim
@@ -121,7 +138,16 @@ func simulate(command []string, env []string, fail bool) simulation {
 	script := quoteArgs(command)
 	var params []string
 	lang := syntax.LangBash
-	if sh := path.Base(command[0]); shells[sh] && len(command) >= 3 && strings.HasPrefix(command[1], "-") && strings.Contains(command[1], "c") {
+	name := "hook"
+	if h.script != "" {
+		b, err := readScript(h.script, filepath.Dir(h.scripts))
+		if err != nil {
+			sim.err = err
+			return sim
+		}
+		script, name, lang = string(b), h.script, syntax.LangPOSIX
+		params = append([]string{"--"}, command[1:]...)
+	} else if sh := path.Base(command[0]); shells[sh] && len(command) >= 3 && strings.HasPrefix(command[1], "-") && strings.Contains(command[1], "c") {
 		script = command[2]
 		for _, o := range strings.TrimPrefix(command[1], "-") {
 			if o != 'c' {
@@ -136,7 +162,7 @@ func simulate(command []string, env []string, fail bool) simulation {
 			lang = syntax.LangPOSIX
 		}
 	}
-	file, err := syntax.NewParser(syntax.Variant(lang)).Parse(strings.NewReader(script), "hook")
+	file, err := syntax.NewParser(syntax.Variant(lang)).Parse(strings.NewReader(script), name)
 	if err != nil {
 		sim.err = err
 		return sim
@@ -164,7 +190,12 @@ func simulate(command []string, env []string, fail bool) simulation {
 		interp.Env(expand.ListEnviron(env...)),
 		interp.StdIO(strings.NewReader(""), io.Discard, io.Discard),
 		interp.ExecHandlers(exec),
-		interp.OpenHandler(func(context.Context, string, int, os.FileMode) (io.ReadWriteCloser, error) { return nullFile{}, nil }),
+		interp.OpenHandler(func(_ context.Context, p string, flag int, _ os.FileMode) (io.ReadWriteCloser, error) {
+			if rel, err := filepath.Rel(h.scripts, p); h.scripts != "" && err == nil && filepath.IsLocal(rel) && flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+				return os.Open(p) // the library a script sources
+			}
+			return nullFile{}, nil
+		}),
 		interp.ReadDirHandler2(func(context.Context, string) ([]fs.DirEntry, error) { return nil, nil }),
 		interp.StatHandler(func(context.Context, string, bool) (fs.FileInfo, error) { return nil, fs.ErrNotExist }),
 		interp.Dir("/"),
@@ -172,17 +203,19 @@ func simulate(command []string, env []string, fail bool) simulation {
 	if len(params) > 0 {
 		opts = append(opts, interp.Params(params...))
 	}
-	if !fail {
-		opts = append(opts, interp.CallHandler(func(_ context.Context, args []string) ([]string, error) {
-			switch {
-			case len(args) > 0 && args[0] == "exit":
-				return []string{"true"}, nil
-			case len(args) > 1 && args[0] == "set":
-				return append([]string{"set"}, relaxOptions(args[1:])...), nil
-			}
-			return args, nil
-		}))
-	}
+	opts = append(opts, interp.CallHandler(func(_ context.Context, args []string) ([]string, error) {
+		mu.Lock()
+		sim.called = append(sim.called, slices.Clone(args))
+		mu.Unlock()
+		switch {
+		case fail:
+		case len(args) > 0 && args[0] == "exit":
+			return []string{"true"}, nil
+		case len(args) > 1 && args[0] == "set":
+			return append([]string{"set"}, relaxOptions(args[1:])...), nil
+		}
+		return args, nil
+	}))
 	r, err := interp.New(opts...)
 	if err != nil {
 		sim.err = err
@@ -204,19 +237,27 @@ func simulate(command []string, env []string, fail bool) simulation {
 	return sim
 }
 
-// relaxOptions drops errexit and nounset from set-style options.
+// relaxOptions drops errexit and nounset from set-style options; what
+// follows "--" (or the first word that is not an option) are positional
+// parameters, kept as they are.
 func relaxOptions(args []string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "-o" || a == "+o":
-			if i+1 < len(args) && (args[i+1] == "errexit" || args[i+1] == "nounset") {
+			if i+1 < len(args) {
 				i++
+				if args[i] == "errexit" || args[i] == "nounset" {
+					continue
+				}
+				out = append(out, a, args[i])
 				continue
 			}
 			out = append(out, a)
-		case len(a) > 1 && a[0] == '-' && a != "--":
+		case a == "--" || a == "-" || a == "" || (a[0] != '-' && a[0] != '+'):
+			return append(out, args[i:]...)
+		case a[0] == '-':
 			a = strings.NewReplacer("e", "", "u", "").Replace(a)
 			if a != "-" {
 				out = append(out, a)
@@ -238,6 +279,25 @@ func quoteArgs(args []string) string {
 		q[i] = s
 	}
 	return strings.Join(q, " ")
+}
+
+// readScript reads a script a hook runs, which Skaffold must be able to
+// execute.
+func readScript(file, repo string) ([]byte, error) {
+	shown := file
+	if rel, err := filepath.Rel(repo, file); err == nil {
+		shown = rel
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("it runs %s, which does not exist", shown)
+	case err != nil:
+		return nil, fmt.Errorf("it runs %s: %w", shown, err)
+	case fi.Mode()&0o111 == 0:
+		return nil, fmt.Errorf("it runs %s, which is not executable (chmod +x)", shown)
+	}
+	return os.ReadFile(file)
 }
 
 type nullFile struct{}
@@ -337,7 +397,19 @@ var readVerbs = map[string]bool{
 // kubectlTargets reads one kubectl command: the objects it names (refs),
 // the objects it creates, and the resource names it does not know.
 func kubectlTargets(args []string) (refs, creates []target, unknown []string) {
-	cmd := strings.Join(args, " ")
+	// The command as problems show it: without --context, which every call
+	// through scripts/lib/kube.sh carries.
+	var shown []string
+	for i := 0; i < len(args); i++ {
+		switch {
+		case strings.HasPrefix(args[i], "--context="):
+		case args[i] == "--context" && i+1 < len(args):
+			i++
+		default:
+			shown = append(shown, args[i])
+		}
+	}
+	cmd := strings.Join(shown, " ")
 	var pos []string
 	flags := map[string]string{}
 	for i := 1; i < len(args); i++ {
@@ -464,12 +536,23 @@ var simCache sync.Map // command+env → [2]simulation
 // it can fail.
 func model(h hook) hookModel {
 	env := hookEnv(h)
-	key := strings.Join(h.command, "\x00") + "\x01" + strings.Join(env, "\x00")
+	key := strings.Join(h.command, "\x00") + "\x01" + strings.Join(env, "\x00") + "\x01" + h.script
+	if h.script != "" {
+		// What the script and its library say (a test edits a copy).
+		filepath.WalkDir(h.scripts, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				fi, _ := d.Info()
+				key += fmt.Sprintf("\x01%s %v %x", p, fi.Mode(), sha256.Sum256(b))
+			}
+			return nil
+		})
+	}
 	var runs [2]simulation
 	if v, ok := simCache.Load(key); ok {
 		runs = v.([2]simulation)
 	} else {
-		runs = [2]simulation{simulate(h.command, env, false), simulate(h.command, env, true)}
+		runs = [2]simulation{simulate(h, env, false), simulate(h, env, true)}
 		simCache.Store(key, runs)
 	}
 	m := hookModel{hook: h, exploreRun: runs[0], failRun: runs[1]}
@@ -487,6 +570,9 @@ func model(h hook) hookModel {
 
 // Hooks checks every before- and after-hook of every layer, per profile:
 //
+//   - it is one line: a hook runs a script of scripts/ (or one command);
+//     a multi-line shell script written in the Skaffold file is a problem;
+//   - the script it runs exists and is executable;
 //   - it can fail: run in a shell interpreter with every command it runs
 //     failing (kubectl, and anything else), it exits non-zero. A hook that
 //     still exits 0 (`... || true`, `; exit 0`, `set +e` and no check
@@ -502,8 +588,10 @@ func model(h hook) hookModel {
 //     them) must be created in another profile, or read by a workload, of
 //     such a layer. Objects of a remote chart (not rendered) are notes.
 //
-// The hook runs in mvdan.cc/sh's interpreter: no program is started and no
-// file is touched, so the check runs anywhere and costs milliseconds.
+// The hook runs in mvdan.cc/sh's interpreter: a script of scripts/ runs
+// with the hook's arguments and sources its library (the only files read);
+// no program is started and no file is written, so the check runs anywhere
+// and costs milliseconds.
 func Hooks(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) {
 	var ps Problems
 	var notes []Note
@@ -541,6 +629,13 @@ func Hooks(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) {
 			for _, h := range hooks[l] {
 				m := model(h)
 				ps = append(ps, m.canFail()...)
+				for _, a := range h.command {
+					if n := strings.Count(strings.TrimSpace(a), "\n") + 1; n > 1 {
+						ps = append(ps, h.problem("a shell script of %d lines written in the Skaffold file: put it in %s/ (sourcing %s, callable by hand with -h, checked by shellcheck) and call it in one line",
+							n, stack.ScriptsDir, stack.ScriptLib))
+						break
+					}
+				}
 				if m.exploreRun.err != nil {
 					continue // canFail reported it
 				}
@@ -613,7 +708,7 @@ func (m hookModel) canFail() Problems {
 		if err == nil {
 			err = m.failRun.err
 		}
-		return Problems{m.problem("the hook's shell script cannot be interpreted: %v", err)}
+		return Problems{m.problem("the hook cannot be interpreted: %v", err)}
 	case m.failRun.looped:
 		return Problems{m.problem("when the commands it runs fail, the hook never ends (still running after %d commands): it hangs the deploy instead of failing it; bound the wait (--timeout, a deadline) and exit non-zero", simLimit)}
 	case m.failRun.status == 0:

@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -91,6 +92,65 @@ done`, "check", "alt-apps", "username", "password"),
 				t.Errorf("want a problem mentioning %q, got %v", c.cannot, ps)
 			case c.cannot != "" && !strings.Contains(ps.Error(), "skaffold/x/skaffold.yaml: before-hook 0 of layer alt-x"):
 				t.Errorf("the problem does not name the file, the layer and the hook: %v", ps)
+			}
+		})
+	}
+}
+
+// TestHookScripts reads hooks that run a script of scripts/ as Hooks and
+// References do: the script runs with the hook's arguments and sources its
+// library, and what it calls (check_secret with its namespace, name and
+// keys; kubectl with the objects it names) is what counts.
+func TestHookScripts(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scripts := filepath.Join(repo, "scripts")
+	cases := []struct {
+		name    string
+		command []string
+		refs    []string // some of the objects named
+		called  string   // a call the hook makes, "" for none
+		cannot  string
+	}{
+		{name: "check-secret", command: []string{"scripts/check-secret", "alt-x", "creds", "username", "password"},
+			refs: []string{"Secret alt-x/creds"}, called: "check_secret alt-x creds username password"},
+		{name: "kube", command: []string{"scripts/kube", "rollout", "status", "deployment/api", "-n", "alt-apps", "--timeout=60s"},
+			refs: []string{"Deployment alt-apps/api"}, called: "kube rollout status deployment/api -n alt-apps --timeout=60s"},
+		{name: "a script that loops over Secrets", command: []string{"scripts/infrastructure-secrets"},
+			refs:   []string{"Secret alt-database/postgres-credentials", "Secret alt-operations/postgres-credentials", "Secret alt-search/meilisearch-credentials"},
+			called: "check_secret alt-operations meilisearch-credentials master-key"},
+		{name: "a script that does not exist", command: []string{"scripts/chek-secret", "alt-x", "creds", "username"},
+			cannot: "scripts/chek-secret, which does not exist"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := hook{layer: "alt-x", file: "skaffold/x/skaffold.yaml", profile: "dev", phase: "before", command: c.command,
+				scripts: scripts, script: filepath.Join(repo, c.command[0])}
+			m := model(h)
+			var refs []string
+			for _, r := range m.refs {
+				refs = append(refs, r.String())
+			}
+			for _, want := range c.refs {
+				if !slices.Contains(refs, want) {
+					t.Errorf("refs = %q, want %q among them", refs, want)
+				}
+			}
+			var called []string
+			for _, call := range m.exploreRun.called {
+				called = append(called, strings.Join(call, " "))
+			}
+			if c.called != "" && !slices.Contains(called, c.called) {
+				t.Errorf("calls = %q, want %q among them", called, c.called)
+			}
+			ps := m.canFail()
+			switch {
+			case c.cannot == "" && len(ps) > 0:
+				t.Errorf("want a hook that can fail, got %v", ps)
+			case c.cannot != "" && (len(ps) == 0 || !strings.Contains(ps.Error(), c.cannot)):
+				t.Errorf("want a problem mentioning %q, got %v", c.cannot, ps)
 			}
 		})
 	}

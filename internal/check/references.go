@@ -123,9 +123,9 @@ type objKey struct{ kind, ns, name string }
 //     a referenced key exists in the created object;
 //   - a Secret that the profile does not create (staging/prod provide
 //     them) is verified by a hook (before/after) of the consumer's layer or
-//     a layer it depends on: a hook that can fail, whose kubectl commands
-//     name the Secret in the consumer's namespace, and which names the key
-//     (see Hooks for how a hook is read); and when
+//     a layer it depends on: a hook that can fail and calls check-secret
+//     with the consumer's namespace, the Secret and the key (see verified;
+//     Hooks says how a hook is read); and when
 //     another profile creates it, that creator is a layer the consumer
 //     depends on;
 //   - every namespaced object's namespace is created by such a layer (or
@@ -239,8 +239,8 @@ func References(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) 
 					if r.key != "" {
 						what += " key " + r.key
 					}
-					ps = append(ps, w.obj.problem("%s: %s is not created in this profile and no hook of layer %s (or a layer it depends on) verifies it; add a before-hook that checks the Secret and its keys",
-						r.path, what, w.obj.Layer))
+					ps = append(ps, w.obj.problem("%s: %s is not created in this profile and no hook of layer %s (or a layer it depends on) verifies it; add a before-hook that checks the Secret and its keys: scripts/check-secret %s %s KEY...",
+						r.path, what, w.obj.Layer, ns, r.name))
 				}
 			}
 		}
@@ -312,9 +312,11 @@ func configMapData(o *Object) map[string]string {
 }
 
 // verified reports whether a hook of layer (or of a layer it depends on)
-// checks the namespace's Secret and the key: a kubectl command of the hook
-// names the Secret in that namespace (after the shell expanded it), the
-// key is a word of the hook, and the hook can fail (Hooks).
+// checks the namespace's Secret and the key: the hook can fail (Hooks) and
+// calls check_secret (scripts/lib/kube.sh, which scripts/check-secret
+// runs) with that namespace, that name and the key among its keys, as the
+// shell expanded the arguments. What the hook calls counts, not the words
+// written in it.
 func verified(hooks map[string][]hook, s *stack.Stack, g *stack.Graph, layer, ns, name, key string) bool {
 	for _, l := range s.Names() {
 		if l != layer && !g.DependsOn(layer, l) {
@@ -322,36 +324,22 @@ func verified(hooks map[string][]hook, s *stack.Stack, g *stack.Graph, layer, ns
 		}
 		for _, h := range hooks[l] {
 			m := model(h)
-			if len(m.canFail()) > 0 || (key != "" && !containsWord(h.text(), key)) {
+			if len(m.canFail()) > 0 {
 				continue
 			}
-			if slices.ContainsFunc(m.refs, func(t target) bool { return t.kind == "Secret" && t.ns == ns && t.name == name }) {
-				return true
+			for _, c := range m.exploreRun.called {
+				if len(c) >= 3 && c[0] == secretCheck && c[1] == ns && c[2] == name && (key == "" || slices.Contains(c[3:], key)) {
+					return true
+				}
 			}
 		}
 	}
 	return false
 }
 
-// containsWord reports whether w occurs in s delimited by characters other
-// than letters, digits, '-' and '_' (a '.' delimits: jsonpath {.data.key}).
-func containsWord(s, w string) bool {
-	for i := 0; ; {
-		j := strings.Index(s[i:], w)
-		if j < 0 {
-			return false
-		}
-		start, end := i+j, i+j+len(w)
-		if (start == 0 || !nameChar(s[start-1])) && (end == len(s) || !nameChar(s[end])) {
-			return true
-		}
-		i = start + 1
-	}
-}
-
-func nameChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-}
+// secretCheck is the function of scripts/lib/kube.sh that checks a Secret
+// and its keys: check_secret NAMESPACE NAME KEY...
+const secretCheck = "check_secret"
 
 type dnsRef struct{ host, svc, ns string }
 

@@ -119,8 +119,12 @@ func (g *gate) cmd(ctx context.Context, name string, command string, args ...str
 // own line.
 func (g *gate) static(ctx context.Context, s *stack.Stack, graph *stack.Graph) {
 	var paths map[string]string
-	if err := g.add("static", "tools: "+strings.Join(tools.Static, ", "), func() (err error) {
-		paths, err = g.o.Tools.Ensure(ctx, tools.Static...)
+	var shellcheck string
+	if err := g.add("static", "tools: "+strings.Join(tools.Static, ", ")+", Debian's "+tools.Shellcheck.Package, func() (err error) {
+		if paths, err = g.o.Tools.Ensure(ctx, tools.Static...); err != nil {
+			return err
+		}
+		shellcheck, err = tools.Shellcheck.Ensure(ctx, g.o.Runner)
 		return err
 	}); err != nil {
 		return
@@ -129,7 +133,8 @@ func (g *gate) static(ctx context.Context, s *stack.Stack, graph *stack.Graph) {
 	r := *g.o.Runner
 	r.Env = g.o.Tools.Env("")
 	rep, err := check.All(ctx, check.Options{Runner: &r, Stack: s, Graph: graph,
-		Helm: paths["helm"], Skaffold: paths["skaffold"], KubeScore: paths["kube-score"], Profiles: config.Profiles})
+		Helm: paths["helm"], Skaffold: paths["skaffold"], KubeScore: paths["kube-score"],
+		Shellcheck: shellcheck, Actionlint: paths["actionlint"], Profiles: config.Profiles})
 	var failures []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
 		failures = j.Unwrap()

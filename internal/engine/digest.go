@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,7 +17,7 @@ import (
 
 // digestVersion changes when what the digest covers changes, so that every
 // layer is redeployed once after such an upgrade.
-const digestVersion = "1"
+const digestVersion = "2" // 2: the scripts hooks call
 
 // Inputs are everything that determines what a layer deploys, each named
 // input with the hash of its content. Two runs with equal inputs render the
@@ -57,7 +58,8 @@ func (in Inputs) Changed(old Inputs) []string {
 }
 
 // layerInputs collects the inputs of one layer view: its Skaffold file, the
-// files of every local chart and values file, remote chart pins, the image
+// files of every local chart and values file, the scripts its hooks call
+// (with the library every script sources), remote chart pins, the image
 // tags it receives, the profile, the activated conditional profiles and the
 // tool versions.
 func layerInputs(repo string, v *stack.View, images map[string]string, env map[string]string, toolVersions map[string]string) (Inputs, error) {
@@ -76,21 +78,40 @@ func layerInputs(repo string, v *stack.View, images map[string]string, env map[s
 	if err := add(v.Layer.File); err != nil {
 		return nil, err
 	}
-	for _, r := range v.Releases {
-		if r.Remote {
-			in["chart:"+r.Name] = r.Chart + "@" + r.Version
-		} else if err := filepath.WalkDir(filepath.Join(repo, r.Chart), func(p string, d fs.DirEntry, err error) error {
+	addTree := func(dir string) error {
+		return filepath.WalkDir(filepath.Join(repo, dir), func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
 			}
 			rel, _ := filepath.Rel(repo, p)
 			return add(rel)
-		}); err != nil {
+		})
+	}
+	for _, r := range v.Releases {
+		if r.Remote {
+			in["chart:"+r.Name] = r.Chart + "@" + r.Version
+		} else if err := addTree(r.Chart); err != nil {
 			return nil, fmt.Errorf("chart %s of release %s: %w", r.Chart, r.Name, err)
 		}
 		for _, f := range r.ValuesFiles {
 			if err := add(f); err != nil {
 				return nil, err
+			}
+		}
+	}
+	lib := false
+	for _, h := range append(slices.Clone(v.Before), v.After...) {
+		script := h.Script()
+		if script == "" {
+			continue
+		}
+		if err := add(script); err != nil {
+			return nil, fmt.Errorf("%s: a hook calls %s: %w", v.Layer.File, script, err)
+		}
+		if !lib {
+			lib = true
+			if err := addTree(stack.ScriptLib); err != nil {
+				return nil, fmt.Errorf("%s, sourced by every script: %w", stack.ScriptLib, err)
 			}
 		}
 	}

@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -285,18 +284,8 @@ func (b *Builder) ensureRootfs(ctx context.Context, dir string) error {
 // ensureDebootstrap installs Debian's debootstrap at the pinned version
 // unless a debootstrap is on PATH.
 func (b *Builder) ensureDebootstrap(ctx context.Context) error {
-	if _, err := exec.LookPath("debootstrap"); err == nil {
-		return nil
-	}
-	if _, err := exec.LookPath("apt-get"); err != nil {
-		return fmt.Errorf("debootstrap is not installed and there is no apt-get to install it (%s); install debootstrap", DebootstrapPackage)
-	}
-	r := *b.Runner
-	r.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-	if err := r.Run(ctx, "apt-get", "update"); err != nil {
-		return err
-	}
-	return r.Run(ctx, "apt-get", "install", "--yes", "--no-install-recommends", DebootstrapPackage)
+	_, err := tools.Debian{Bin: "debootstrap", Package: DebootstrapPackage}.Ensure(ctx, b.Runner)
+	return err
 }
 
 // kubeadmImages maps each image kubeadm v1.34.2 runs (its name without

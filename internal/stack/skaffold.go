@@ -68,6 +68,7 @@ type helmRelease struct {
 type hookItem struct {
 	Host *struct {
 		Command []string `json:"command"`
+		Dir     string   `json:"dir"`
 	} `json:"host"`
 }
 

@@ -85,6 +85,30 @@ type Release struct {
 // Hook is one host command run before or after a layer's deploy.
 type Hook struct {
 	Command []string
+	// Dir is the hook's working directory relative to the repository root
+	// (its dir, which Skaffold resolves against the layer's folder); ""
+	// when it sets none: Skaffold's own, the repository root when the
+	// engine runs it.
+	Dir string
+}
+
+// ScriptsDir holds the scripts hooks call; every script sources ScriptLib.
+const (
+	ScriptsDir = "scripts"
+	ScriptLib  = "scripts/lib"
+)
+
+// Script is the file of ScriptsDir the hook runs (relative to the
+// repository root), or "" when its command is not one of them.
+func (h Hook) Script() string {
+	if len(h.Command) == 0 || !strings.Contains(h.Command[0], "/") || filepath.IsAbs(h.Command[0]) {
+		return ""
+	}
+	p := filepath.Join(h.Dir, h.Command[0])
+	if rel, ok := strings.CutPrefix(filepath.ToSlash(p), ScriptsDir+"/"); !ok || rel == "" {
+		return ""
+	}
+	return p
 }
 
 // Load reads the root config of the repository at repo and every layer it
@@ -251,8 +275,8 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 			}
 			v.Releases = append(v.Releases, rel)
 		}
-		v.Before = hooks(deploy.Helm.Hooks.Before)
-		v.After = hooks(deploy.Helm.Hooks.After)
+		v.Before = hooks(layerDir, deploy.Helm.Hooks.Before)
+		v.After = hooks(layerDir, deploy.Helm.Hooks.After)
 	}
 	return v, nil
 }
@@ -270,11 +294,15 @@ func activated(p profile, env func(string) string) bool {
 	return true
 }
 
-func hooks(items []hookItem) []Hook {
+func hooks(layerDir string, items []hookItem) []Hook {
 	var hs []Hook
 	for _, h := range items {
 		if h.Host != nil {
-			hs = append(hs, Hook{Command: h.Host.Command})
+			hook := Hook{Command: h.Host.Command}
+			if h.Host.Dir != "" {
+				hook.Dir = filepath.Join(layerDir, h.Host.Dir)
+			}
+			hs = append(hs, hook)
 		}
 	}
 	return hs

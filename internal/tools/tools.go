@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -118,13 +119,48 @@ var All = []Tool{
 	{Name: "kube-score", Version: "v1.20.0", Package: "github.com/zegl/kube-score/cmd/kube-score",
 		Module:  &Module{Name: "kube-score-v1.20.0", Require: []string{"github.com/zegl/kube-score v1.20.0"}},
 		LDFlags: "-X main.version=v1.20.0"},
+	// actionlint: the GitHub workflows in ci's static stage.
+	{Name: "actionlint", Version: "v1.7.12", Package: "github.com/rhysd/actionlint/cmd/actionlint",
+		Module:  &Module{Name: "actionlint-v1.7.12", Require: []string{"github.com/rhysd/actionlint v1.7.12"}},
+		LDFlags: "-X github.com/rhysd/actionlint.version=v1.7.12"},
 }
 
 // Deploy are the tools every deploy needs.
 var Deploy = []string{"helm", "skaffold", "kubectl"}
 
-// Static are the tools of ci's static stage.
-var Static = []string{"helm", "skaffold", "kube-score"}
+// Static are the tools of ci's static stage (with Shellcheck, Debian's).
+var Static = []string{"helm", "skaffold", "kube-score", "actionlint"}
+
+// Debian is a tool taken from Debian's package at a pinned version rather
+// than built: installed with apt-get when its binary is not on PATH (a
+// binary already there is used as it is).
+type Debian struct {
+	Bin     string // the binary
+	Package string // name=version, as apt-get install takes it
+}
+
+// Shellcheck lints scripts/ in ci's static stage (Debian bookworm's).
+var Shellcheck = Debian{Bin: "shellcheck", Package: "shellcheck=0.9.0-1"}
+
+// Ensure returns the path of the binary, installing the package first when
+// the binary is not on PATH.
+func (d Debian) Ensure(ctx context.Context, r *run.Runner) (string, error) {
+	if p, err := exec.LookPath(d.Bin); err == nil {
+		return p, nil
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return "", fmt.Errorf("%s is not installed and there is no apt-get to install it (Debian's %s); install %s", d.Bin, d.Package, d.Bin)
+	}
+	ar := *r
+	ar.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	if err := ar.Run(ctx, "apt-get", "update"); err != nil {
+		return "", err
+	}
+	if err := ar.Run(ctx, "apt-get", "install", "--yes", "--no-install-recommends", d.Package); err != nil {
+		return "", fmt.Errorf("installing Debian's %s for %s: %w", d.Package, d.Bin, err)
+	}
+	return exec.LookPath(d.Bin)
+}
 
 // KindImage are the tools the offline kind images are made of
 // (internal/kindimage): the node's binaries and the control plane's.
