@@ -1,0 +1,62 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestLayersAndServicesByName(t *testing.T) {
+	quiet(t)
+	e := newWorld(t).run(t, "status")
+	for _, name := range []string{"operations", "alt-operations", "08-operations", "08", "Operations"} {
+		if l, err := e.FindLayer(name); err != nil || l != "alt-operations" {
+			t.Errorf("FindLayer(%q) = %q, %v", name, l, err)
+		}
+	}
+	if _, err := e.FindLayer("03"); err == nil || !strings.Contains(err.Error(), "the layers are: foundation, infrastructure,") {
+		t.Errorf("FindLayer(03): %v", err)
+	}
+	// What needs 02 goes down with it; 01 does not.
+	got := e.dependants("alt-infrastructure")
+	slices.Sort(got)
+	if want := "alt-application alt-auth-platform alt-core-services alt-infrastructure alt-operations alt-processing"; strings.Join(got, " ") != want {
+		t.Errorf("dependants of 02: %v", got)
+	}
+	if got := e.dependants("alt-operations"); len(got) != 1 {
+		t.Errorf("dependants of 08: %v", got)
+	}
+	ss, err := e.FindServices("alt-backend,monitoring", "alt-backend")
+	if err != nil || len(ss) != 2 || ss[0].Layer != "alt-core-services" || ss[1].Layer != "alt-operations" {
+		t.Errorf("FindServices: %+v, %v", ss, err)
+	}
+	if _, err := e.FindServices("alt-backend,nosuch"); err == nil || !strings.Contains(err.Error(), "unknown service nosuch") ||
+		!strings.Contains(err.Error(), "kratos, kratos-postgres") {
+		t.Errorf("FindServices(nosuch): %v", err)
+	}
+}
+
+func TestRedeployRunsALayerAgainEachTimeItChanged(t *testing.T) {
+	quiet(t)
+	w := newWorld(t)
+	if _, err := w.deployAll(t); err != nil {
+		t.Fatal(err)
+	}
+	e := w.run(t, "watch", "monitoring")
+	w.cmds = nil
+	for i, want := range []Action{Unchanged, Deployed, Deployed} {
+		if i > 0 {
+			// A saved file: the recorded digest no longer matches.
+			rec := w.records["alt-operations"]
+			rec.Digest = "old"
+			w.records["alt-operations"] = rec
+		}
+		res, err := e.Redeploy(t.Context(), "alt-operations")
+		if err != nil || res.Action != want {
+			t.Fatalf("redeploy %d: %v, %v; want %s", i, res, err, want)
+		}
+	}
+	if n := w.ran("skaffold deploy"); n != 2 || w.ran("skaffold deploy -f skaffold/skaffold.yaml -m alt-operations") != 2 {
+		t.Errorf("ran %v, want two deploys of alt-operations only", w.cmds)
+	}
+}
