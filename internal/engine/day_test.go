@@ -131,6 +131,10 @@ func TestDayToDay(t *testing.T) {
 		}
 		saved := time.Now()
 		os.WriteFile(values, []byte(changed), 0o644)
+		if !waitFor(out, "changed: redeploying alt-operations", 5*time.Second) {
+			t.Fatal("watch did not start redeploying alt-operations within 5 s of the save")
+		}
+		t.Logf("save to redeploy started: %s", time.Since(saved).Round(10*time.Millisecond))
 		if !waitFor(out, "alt-operations deployed in", 3*time.Minute) {
 			t.Fatal("watch did not redeploy alt-operations after the save")
 		}
@@ -187,7 +191,7 @@ func TestDayToDay(t *testing.T) {
 		if strings.Join(got, " ") != strings.Join(want, " ") {
 			t.Errorf("down order %v, want %v", got, want)
 		}
-		if p.kubectl("get", "lease", "-n", "kube-system", "--ignore-not-found", "-o", "name") != "" {
+		if p.kubectl("get", "lease", "alt-platform-deploy", "-n", "kube-system", "--ignore-not-found", "-o", "name") != "" {
 			t.Error("down left the deploy lock behind")
 		}
 		if kept := p.claimsAndSecrets(); kept != before {

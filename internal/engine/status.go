@@ -59,7 +59,7 @@ func (e *Engine) Status(ctx context.Context) (*PlatformStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &PlatformStatus{Cluster: e.Cluster.Name(), Kubeconfig: e.kubeconfig, Profile: e.Cfg.Profile, Healthy: true}
+	st := &PlatformStatus{Cluster: e.Cluster.Name(), Kubeconfig: e.kubeconfig, Profile: e.Cfg.Profile, Problems: []string{}}
 	recs, err := e.state.Records(ctx)
 	if err != nil {
 		return nil, err
