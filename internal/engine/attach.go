@@ -45,7 +45,7 @@ func (e *Engine) Attach(ctx context.Context) (*Kube, error) {
 // name it: by its release name.
 type Service struct {
 	Name, Namespace, Layer string
-	Release            stack.Release
+	Release                stack.Release
 }
 
 // Services are every release of the run's profile, in requires order.

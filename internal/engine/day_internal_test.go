@@ -2,9 +2,34 @@ package engine
 
 import (
 	"slices"
+
+	"github.com/alt-platform/orchestration/internal/config"
 	"strings"
 	"testing"
 )
+
+func TestDownRefusesOtherClustersUnlessForced(t *testing.T) {
+	prod := &config.Config{Profile: "prod", Cluster: config.ClusterContext, KubeContext: "prod-eu"}
+	for _, c := range []struct {
+		cfg   *config.Config
+		r     Recognised
+		allow bool
+	}{
+		{&config.Config{Profile: "dev", Cluster: config.ClusterSim}, Recognised{Kind: config.ClusterSim}, true},
+		{&config.Config{Profile: "dev", Cluster: config.ClusterKind}, Recognised{Kind: config.ClusterKind}, true},
+		{prod, Recognised{}, false},
+		{&config.Config{Profile: "prod", Cluster: config.ClusterContext, KubeContext: "prod-eu", ForceContext: "staging-eu"}, Recognised{}, false},
+		{&config.Config{Profile: "prod", Cluster: config.ClusterContext, KubeContext: "prod-eu", ForceContext: "prod-eu"}, Recognised{}, true},
+	} {
+		err := downGuard(c.cfg, c.r)
+		if (err == nil) != c.allow {
+			t.Errorf("%+v on %+v: %v", c.cfg, c.r, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "ALT_FORCE_CONTEXT=prod-eu") {
+			t.Errorf("the refusal does not name the variable and its value: %v", err)
+		}
+	}
+}
 
 func TestLayersAndServicesByName(t *testing.T) {
 	quiet(t)

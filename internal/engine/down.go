@@ -76,9 +76,8 @@ func (e *Engine) Down(ctx context.Context, o DownOptions) error {
 	if err != nil {
 		return fmt.Errorf("listing the cluster's nodes: %w", err)
 	}
-	if r := recognise(k.Config.Host, nodes.Items); r.Kind == "" && (e.Cfg.ForceContext == "" || e.Cfg.ForceContext != e.Cfg.KubeContext) {
-		return fmt.Errorf("ALT_KUBE_CONTEXT=%q is neither a kind nor a sim cluster (no node has a kind:// or kwok provider); down uninstalls layers there only when ALT_FORCE_CONTEXT names that context (ALT_FORCE_CONTEXT=%s)",
-			e.Cfg.KubeContext, e.Cfg.KubeContext)
+	if err := downGuard(e.Cfg, recognise(k.Config.Host, nodes.Items)); err != nil {
+		return err
 	}
 	if err := e.takeLock(ctx, k); err != nil {
 		return err
@@ -217,4 +216,15 @@ func (e *Engine) purgeNamespaces(ctx context.Context, k *Kube) error {
 	}
 	step.Done()
 	return nil
+}
+
+// downGuard refuses to take layers down from a cluster that is neither kind
+// nor sim (staging, prod, any other context) unless ALT_FORCE_CONTEXT names
+// its context: the variable the deploy guard reads for the same decision.
+func downGuard(cfg *config.Config, r Recognised) error {
+	if r.Kind != "" || (cfg.ForceContext != "" && cfg.ForceContext == cfg.KubeContext) {
+		return nil
+	}
+	return fmt.Errorf("ALT_KUBE_CONTEXT=%q (profile %s) is neither a kind nor a sim cluster (no node has a kind:// or kwok provider); down uninstalls layers there only when ALT_FORCE_CONTEXT names that context (ALT_FORCE_CONTEXT=%s)",
+		cfg.KubeContext, cfg.Profile, cfg.KubeContext)
 }
