@@ -85,3 +85,36 @@ func TestRedeployRunsALayerAgainEachTimeItChanged(t *testing.T) {
 		t.Errorf("ran %v, want two deploys of alt-operations only", w.cmds)
 	}
 }
+
+func TestWatchSeesChangedAddedAndRemovedFilesOfEachLayer(t *testing.T) {
+	before := map[string][]string{
+		"charts/service/values.yaml":                        {"alt-core-services", "alt-auth-platform"},
+		"charts/service/templates/a.yaml":                   {"alt-core-services", "alt-auth-platform"},
+		"skaffold/04-core-services/values/alt-backend.yaml": {"alt-core-services"},
+	}
+	old := map[string]string{"charts/service/values.yaml": "1", "charts/service/templates/a.yaml": "2",
+		"skaffold/04-core-services/values/alt-backend.yaml": "3"}
+	if got := changedLayers(old, old, before, before); len(got) != 0 {
+		t.Errorf("nothing changed, yet %v", got)
+	}
+	after := map[string][]string{
+		"charts/service/values.yaml":                        before["charts/service/values.yaml"],
+		"charts/service/templates/b.yaml":                   before["charts/service/templates/a.yaml"],
+		"skaffold/04-core-services/values/alt-backend.yaml": {"alt-core-services"},
+	}
+	now := map[string]string{"charts/service/values.yaml": "1", "charts/service/templates/b.yaml": "4",
+		"skaffold/04-core-services/values/alt-backend.yaml": "5"}
+	got := changedLayers(old, now, before, after)
+	want := map[string]string{
+		"alt-core-services": "charts/service/templates/a.yaml charts/service/templates/b.yaml skaffold/04-core-services/values/alt-backend.yaml",
+		"alt-auth-platform": "charts/service/templates/a.yaml charts/service/templates/b.yaml",
+	}
+	if len(got) != len(want) {
+		t.Errorf("changed %v", got)
+	}
+	for l, fs := range want {
+		if strings.Join(got[l], " ") != fs {
+			t.Errorf("%s: %v, want %s", l, got[l], fs)
+		}
+	}
+}

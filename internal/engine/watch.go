@@ -75,15 +75,11 @@ func (e *Engine) Watch(ctx context.Context, services []Service) error {
 		}
 	}
 	sums := fingerprint(e.Repo, files)
-	var names []string
-	for f := range files {
-		names = append(names, f)
-	}
-	sort.Strings(names)
 	ui.Info("watching %d files of %s (sim: no image is built; chart and values files redeploy their layer); Ctrl-C stops and leaves the platform as it is",
-		len(names), strings.Join(serviceNames(services), ", "))
+		len(files), strings.Join(serviceNames(services), ", "))
 	tick := time.NewTicker(WatchPoll)
 	defer tick.Stop()
+	lastWarn := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -91,19 +87,27 @@ func (e *Engine) Watch(ctx context.Context, services []Service) error {
 			return nil
 		case <-tick.C:
 		}
-		now := fingerprint(e.Repo, files)
-		changed := map[string][]string{} // layer → files
-		for _, f := range names {
-			if now[f] != sums[f] {
-				changed[files[f]] = append(changed[files[f]], f)
+		// Read the set again: a file added to a chart counts, so does one removed.
+		next, err := e.watchedFiles(services)
+		if err != nil {
+			if err.Error() != lastWarn {
+				ui.Warn("watch: %v", err)
+				lastWarn = err.Error()
 			}
+			continue
 		}
+		lastWarn = ""
+		now := fingerprint(e.Repo, next)
+		changed := changedLayers(sums, now, files, next)
 		if len(changed) == 0 {
 			continue
 		}
 		// An editor may write in several steps: settle, then read again.
 		time.Sleep(WatchPoll)
-		sums = fingerprint(e.Repo, files)
+		if settled, err := e.watchedFiles(services); err == nil {
+			next = settled
+		}
+		files, sums = next, fingerprint(e.Repo, next)
 		for _, l := range layers {
 			if len(changed[l]) == 0 {
 				continue
@@ -123,17 +127,50 @@ func (e *Engine) Watch(ctx context.Context, services []Service) error {
 	}
 }
 
+// changedLayers maps each layer to its files whose content differs
+// between two fingerprints (added and removed files included); before and
+// after are the file sets each was taken of, file → layers.
+func changedLayers(old, now map[string]string, before, after map[string][]string) map[string][]string {
+	changed := map[string][]string{}
+	note := func(f string, layers []string) {
+		for _, l := range layers {
+			if !slices.Contains(changed[l], f) {
+				changed[l] = append(changed[l], f)
+			}
+		}
+	}
+	for f, layers := range after {
+		if sum, ok := old[f]; !ok || sum != now[f] {
+			note(f, layers)
+		}
+	}
+	for f, layers := range before {
+		if _, ok := now[f]; !ok {
+			note(f, layers)
+		}
+	}
+	for _, fs := range changed {
+		sort.Strings(fs)
+	}
+	return changed
+}
+
 // watchedFiles maps every file watch follows (repository-relative) to
 // its layer: each service's chart files and values files, and its layer's
 // Skaffold file. A shared chart (e.g. service) is followed for the named
 // services' layers only; the layers of other services that use it are
 // left to the next `dev`, which sees the change in their digest.
-func (e *Engine) watchedFiles(services []Service) (map[string]string, error) {
-	files := map[string]string{}
+func (e *Engine) watchedFiles(services []Service) (map[string][]string, error) {
+	files := map[string][]string{}
+	add := func(f, layer string) {
+		if !slices.Contains(files[f], layer) {
+			files[f] = append(files[f], layer)
+		}
+	}
 	for _, s := range services {
-		files[e.Stack.Layer(s.Layer).File] = s.Layer
+		add(e.Stack.Layer(s.Layer).File, s.Layer)
 		for _, v := range s.Release.ValuesFiles {
-			files[v] = s.Layer
+			add(v, s.Layer)
 		}
 		if s.Release.Remote {
 			continue
@@ -147,14 +184,14 @@ func (e *Engine) watchedFiles(services []Service) (map[string]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			files[rel] = s.Layer
+			add(rel, s.Layer)
 		}
 	}
 	return files, nil
 }
 
 // fingerprint is each file's SHA-256 ("" when it cannot be read).
-func fingerprint(repo string, files map[string]string) map[string]string {
+func fingerprint(repo string, files map[string][]string) map[string]string {
 	sums := map[string]string{}
 	for f := range files {
 		sum, err := script.File(filepath.Join(repo, f)).SHA256Sum()
