@@ -53,7 +53,7 @@ func TestDayToDay(t *testing.T) {
 		}
 	})
 
-	t.Run("status names a broken Deployment and its reason", func(t *testing.T) {
+	t.Run("status names a broken Deployment and its reason; logs shows its events", func(t *testing.T) {
 		// A node selector no node has: the new pod is never scheduled.
 		p.kubectl("patch", "deployment", "nginx-external", "-n", "alt-ingress", "-p",
 			`{"spec":{"template":{"spec":{"nodeSelector":{"alt-platform.io/nowhere":"true"}}}}}`)
@@ -72,6 +72,19 @@ func TestDayToDay(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("status does not say %q", want)
 			}
+		}
+		// logs on sim: no container runs; the pods and their events instead.
+		out, err = p.mage(nil, "logs", "nginx-external")
+		if err != nil {
+			t.Errorf("logs on sim: %v", err)
+		}
+		for _, want := range []string{"NO CONTAINER RUNS, so nginx-external has no logs", "pod alt-ingress/nginx-external-", "event: Warning FailedScheduling"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("logs on sim does not say %q", want)
+			}
+		}
+		if out, err = p.mage(nil, "open"); err == nil || !strings.Contains(out, "nothing to open: on the sim cluster no container runs") {
+			t.Errorf("open on sim: err %v, does not say there is nothing to open", err)
 		}
 		p.kubectl("patch", "deployment", "nginx-external", "-n", "alt-ingress", "-p",
 			`{"spec":{"template":{"spec":{"nodeSelector":{"alt-platform.io/nowhere":null}}}}}`)

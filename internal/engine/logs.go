@@ -86,7 +86,11 @@ func (e *Engine) simLogs(ctx context.Context, k *Kube, s Service) error {
 		if why := podProblem(p); why != "" {
 			state = why
 		}
-		ui.Info("pod %s/%s on %s: %s, %s", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, state)
+		node := "no node"
+		if p.Spec.NodeName != "" {
+			node = "node " + p.Spec.NodeName
+		}
+		ui.Info("pod %s/%s (%s): %s, %s", p.Namespace, p.Name, node, p.Status.Phase, state)
 		for _, ev := range k.events(ctx, p.Namespace, p.Name, 10) {
 			ui.Info("  event: %s", ev)
 		}
