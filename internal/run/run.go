@@ -98,6 +98,13 @@ func (r *Runner) Output(ctx context.Context, name string, args ...string) (strin
 	return stdout.String(), err
 }
 
+// Stream runs the command with its stdout going to w as it comes (a
+// follower such as `kubectl logs -f`); stderr is kept for the error only.
+func (r *Runner) Stream(ctx context.Context, w io.Writer, name string, args ...string) error {
+	_, err := r.run(ctx, w, name, args...)
+	return err
+}
+
 func (r *Runner) run(ctx context.Context, stdout io.Writer, name string, args ...string) (*exec.Cmd, error) {
 	cmd := exec.CommandContext(ctx, r.lookPath(name), args...)
 	cmd.Env = r.Env
