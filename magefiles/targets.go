@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -111,12 +110,14 @@ func Graph() error {
 	return nil
 }
 
-// Plan says, for each layer in graph order, whether a run would deploy or
-// skip it and why, changing nothing. Reads ALT_PROFILE and ALT_CLUSTER.
-func Plan(ctx context.Context) error {
+// Plan says, for each layer in graph order, whether a run would deploy or skip it and why, changing nothing. Reads ALT_PROFILE and ALT_CLUSTER. -json: the same, machine-readable on stdout.
+func Plan(ctx context.Context, json *bool) error {
 	items, err := plan(ctx)
 	if err != nil {
 		return err
+	}
+	if json != nil && *json {
+		return printJSON(items)
 	}
 	var rows [][]string
 	for _, it := range items {
@@ -124,17 +125,6 @@ func Plan(ctx context.Context) error {
 	}
 	ui.Table([]string{"LAYER", "ACTION", "NEEDS", "WHY"}, rows)
 	return nil
-}
-
-// PlanJSON is plan, machine-readable on stdout.
-func PlanJSON(ctx context.Context) error {
-	items, err := plan(ctx)
-	if err != nil {
-		return err
-	}
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(items)
 }
 
 func plan(ctx context.Context) ([]engine.PlanItem, error) {
