@@ -104,9 +104,10 @@ type Engine struct {
 	// images; printed with the summary, not inside the first layer's time.
 	prep []Timing
 
-	mu      sync.Mutex
-	results map[string]*Result
-	layers  map[string]*layerRun
+	mu         sync.Mutex
+	results    map[string]*Result
+	layers     map[string]*layerRun
+	prerenders map[string]*prerendered
 }
 
 // New loads the configuration and the stack and validates both; it touches
@@ -139,7 +140,7 @@ func New(repo string, verbose bool, args []string) (*Engine, error) {
 
 func newEngine(repo string, cfg *config.Config, s *stack.Stack, g *stack.Graph, args []string) *Engine {
 	e := &Engine{Repo: repo, Cfg: cfg, Stack: s, Graph: g, Env: map[string]string{},
-		results: map[string]*Result{}, layers: map[string]*layerRun{}}
+		results: map[string]*Result{}, layers: map[string]*layerRun{}, prerenders: map[string]*prerendered{}}
 	e.runCtx, e.cancelRun = context.WithCancelCause(context.Background())
 	e.targets.named = deployingTargets(g, args)
 	return e
@@ -199,6 +200,9 @@ func (e *Engine) prepare(ctx context.Context) error {
 	t0 = time.Now()
 	err = e.decideImages(ctx)
 	e.prep = append(e.prep, Timing{"images", time.Since(t0)})
+	if err == nil {
+		e.prerender()
+	}
 	return err
 }
 

@@ -521,3 +521,69 @@ func TestTheLastNamedTargetOrTheFirstFailureEndsTheRun(t *testing.T) {
 		t.Errorf("Enter: top %v, nested %v", top, nested)
 	}
 }
+
+// A layer that will deploy whatever happens (no record, or changed inputs)
+// is rendered in the background at the start of the run, once; a layer
+// whose digest matches its record is not, and renders in its own step
+// only when its check finds it unhealthy.
+func TestChangedLayersRenderBeforeTheirTurn(t *testing.T) {
+	quiet(t)
+	w := newWorld(t)
+	if _, err := w.deployAll(t); err != nil {
+		t.Fatal(err)
+	}
+	rec := w.records["alt-operations"]
+	rec.Digest = "old"
+	w.records["alt-operations"] = rec
+	delete(w.releases, "alt-auth/kratos")
+	w.cmds = nil
+	e := w.run(t, "all")
+	e.prerender()
+	if e.prerendered("alt-operations") == nil {
+		t.Error("the changed layer was not rendered ahead")
+	}
+	for _, l := range []string{"alt-foundation", "alt-auth-platform", "alt-application"} {
+		if e.prerendered(l) != nil {
+			t.Errorf("%s, unchanged by its digest, was rendered ahead", l)
+		}
+	}
+	runs++
+	if err := mageRun(e, fmt.Sprint(t.Name(), runs), e.Stack.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.ran("helm template monitoring"); n != 1 {
+		t.Errorf("monitoring rendered %d times, want once", n)
+	}
+	if n := w.ran("helm template kratos"); n != 1 {
+		t.Errorf("kratos (its release gone, digest unchanged) rendered %d times, want once, in its own step", n)
+	}
+	if a := actions(e); a["alt-operations"] != Deployed || a["alt-auth-platform"] != Deployed || a["alt-core-services"] != Unchanged {
+		t.Errorf("actions %v", a)
+	}
+}
+
+// A chart that does not render fails its layer in the layer's own render
+// step, before anything of it is applied, also when it was rendered ahead.
+func TestChartRenderedAheadThatDoesNotRenderAppliesNothing(t *testing.T) {
+	quiet(t)
+	w := newWorld(t)
+	w.fail["helm template monitoring"] = errors.New("values don't meet the specifications of the schema")
+	e := w.run(t, "all")
+	e.prerender()
+	if e.prerendered("alt-operations") == nil {
+		t.Fatal("a cold run renders every layer ahead")
+	}
+	runs++
+	if err := mageRun(e, fmt.Sprint(t.Name(), runs), e.Stack.Names()...); err == nil {
+		t.Fatal("succeeded")
+	}
+	if w.ran("skaffold deploy -f skaffold/skaffold.yaml -m alt-operations") != 0 {
+		t.Error("skaffold deploy ran for a layer whose chart does not render")
+	}
+	if r := e.results["alt-operations"]; r.Action != Failed || r.Detail != "its charts do not render; nothing was applied" {
+		t.Errorf("%s: %q", r.Action, r.Detail)
+	}
+	if a := actions(e)["alt-processing"]; a != Deployed {
+		t.Errorf("alt-processing, independent of it: %s", a)
+	}
+}

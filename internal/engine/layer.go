@@ -162,7 +162,7 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 func (e *Engine) render(ctx context.Context, v *stack.View, res *Result) error {
 	defer res.took("render", time.Now())
 	step := ui.Start("%s: render its charts (helm template)", v.Layer.Name)
-	if err := e.renderCheck(ctx, v); err != nil {
+	if err := e.renderVerdict(ctx, v); err != nil {
 		step.Fail()
 		res.Detail = "its charts do not render; nothing was applied"
 		ui.Failure(fmt.Sprintf("layer %s (%s) failed before deploying", v.Layer.Name, v.Layer.File), err.Error())
