@@ -88,7 +88,7 @@ func (e *Engine) deployOnce(ctx context.Context, name string) error {
 	ctx, stop := e.bind(ctx)
 	defer stop()
 	start := time.Now()
-	res := &Result{Layer: name}
+	res := &Result{Layer: name, Started: start.Sub(e.begin)}
 	err := e.layer(ctx, name, res)
 	res.Duration = time.Since(start)
 	if err != nil {
