@@ -110,7 +110,7 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 	for _, c := range []struct {
 		name string
 		goal float64
-	}{{"cold, from empty: `all` vs `skaffold deploy -p dev` of the root config", 0.60}, {"no-op, nothing changed: `all` vs `skaffold deploy -p dev` again", 0.05}} {
+	}{{"cold, from empty: `all` vs `skaffold deploy -p dev` of the root config", 0.35}, {"no-op, nothing changed: `all` vs `skaffold deploy -p dev` again", 0.01}} {
 		st, err := deploySkaffold()
 		if err != nil {
 			return nil, err
