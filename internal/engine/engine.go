@@ -41,7 +41,9 @@ type Result struct {
 	Layer    string        `json:"layer"`
 	Action   Action        `json:"action"`
 	Duration time.Duration `json:"duration"`
-	Detail   string        `json:"detail"`
+	// Started is when the layer started, counted from the run's start.
+	Started time.Duration `json:"started"`
+	Detail  string        `json:"detail"`
 	// Steps are the times of its steps: check, render, deploy (skaffold,
 	// hooks included), verify, record.
 	Steps []Timing `json:"steps,omitempty"`
@@ -58,8 +60,8 @@ func (r *Result) took(step string, start time.Time) {
 	r.Steps = append(r.Steps, Timing{step, time.Since(start)})
 }
 
-// timings is "check 0.2s, render 0.4s, ...".
-func timings(ts []Timing) string {
+// Timings is "check 0.2s, render 0.4s, ...".
+func Timings(ts []Timing) string {
 	var parts []string
 	for _, t := range ts {
 		parts = append(parts, t.Step+" "+ui.Round(t.Duration).String())
@@ -103,11 +105,13 @@ type Engine struct {
 	targets targets
 	// prep are the times of the run's preparation: tools, cluster, lock,
 	// images; printed with the summary, not inside the first layer's time.
-	prep []Timing
+	prep  []Timing
+	begin time.Time // the run's start
 
-	mu      sync.Mutex
-	results map[string]*Result
-	layers  map[string]*layerRun
+	mu         sync.Mutex
+	results    map[string]*Result
+	layers     map[string]*layerRun
+	prerenders map[string]*prerendered
 }
 
 // New loads the configuration and the stack and validates both; it touches
@@ -139,8 +143,8 @@ func New(repo string, verbose bool, args []string) (*Engine, error) {
 }
 
 func newEngine(repo string, cfg *config.Config, s *stack.Stack, g *stack.Graph, args []string) *Engine {
-	e := &Engine{Repo: repo, Cfg: cfg, Stack: s, Graph: g, Env: map[string]string{},
-		results: map[string]*Result{}, layers: map[string]*layerRun{}}
+	e := &Engine{Repo: repo, Cfg: cfg, Stack: s, Graph: g, Env: map[string]string{}, begin: time.Now(),
+		results: map[string]*Result{}, layers: map[string]*layerRun{}, prerenders: map[string]*prerendered{}}
 	e.runCtx, e.cancelRun = context.WithCancelCause(context.Background())
 	e.targets.named = deployingTargets(g, args)
 	return e
@@ -200,6 +204,9 @@ func (e *Engine) prepare(ctx context.Context) error {
 	t0 = time.Now()
 	err = e.decideImages(ctx)
 	e.prep = append(e.prep, Timing{"images", time.Since(t0)})
+	if err == nil {
+		e.prerender()
+	}
 	return err
 }
 
@@ -316,7 +323,7 @@ func PrintSummary(results []Result) {
 		if r.Action != NotStarted {
 			d = ui.Round(r.Duration).String()
 		}
-		rows = append(rows, []string{r.Layer, string(r.Action), d, timings(r.Steps), oneLine(r.Detail)})
+		rows = append(rows, []string{r.Layer, string(r.Action), d, Timings(r.Steps), oneLine(r.Detail)})
 	}
 	ui.Table([]string{"LAYER", "ACTION", "TIME", "STEPS", "DETAIL"}, rows)
 }

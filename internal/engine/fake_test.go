@@ -36,7 +36,8 @@ type world struct {
 	fail     map[string]error        // command prefix → error
 	block    map[string]bool         // skaffold deploy -m layer: wait for ctx to end
 	cmds     []string
-	started  chan string // layers whose skaffold deploy started
+	dirs     map[string]string // layer → folder its skaffold deploy ran in
+	started  chan string       // layers whose skaffold deploy started
 }
 
 func newWorld(t *testing.T) *world {
@@ -45,7 +46,7 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	return &world{stack: s, profile: "dev", records: map[string]Record{}, releases: map[string]*HelmRelease{},
-		notReady: map[string]string{}, fail: map[string]error{}, block: map[string]bool{}, started: make(chan string, 16)}
+		notReady: map[string]string{}, fail: map[string]error{}, dirs: map[string]string{}, block: map[string]bool{}, started: make(chan string, 16)}
 }
 
 func repoRoot(t *testing.T) string {
@@ -62,6 +63,16 @@ func repoRoot(t *testing.T) string {
 func (w *world) Run(ctx context.Context, name string, args ...string) error {
 	_, err := w.Output(ctx, name, args...)
 	return err
+}
+
+// RunIn records where skaffold deploy ran, by layer.
+func (w *world) RunIn(ctx context.Context, dir, name string, args ...string) error {
+	if i := slices.Index(args, "-m"); i >= 0 {
+		w.mu.Lock()
+		w.dirs[args[i+1]] = dir
+		w.mu.Unlock()
+	}
+	return w.Run(ctx, name, args...)
 }
 
 func (w *world) Output(ctx context.Context, name string, args ...string) (string, error) {
@@ -287,6 +298,11 @@ func TestColdRunDeploysEveryLayerThenSkipsThem(t *testing.T) {
 	if n := w.ran("skaffold deploy"); n != len(e.Stack.Names()) {
 		t.Errorf("%d skaffold deploys, want one per layer", n)
 	}
+	for _, l := range e.Stack.Layers {
+		if want := filepath.Join(e.Repo, "skaffold", l.Dir); w.dirs[l.Name] != want {
+			t.Errorf("%s: skaffold deploy ran in %q, want its own folder %s", l.Name, w.dirs[l.Name], want)
+		}
+	}
 	var steps []string
 	for _, s := range e.results["alt-operations"].Steps {
 		steps = append(steps, s.Step)
@@ -346,7 +362,7 @@ func TestWhatChangedOrBrokeIsRedeployedAlone(t *testing.T) {
 func TestFailedLayerStopsItsDependantsOnly(t *testing.T) {
 	out := quiet(t)
 	w := newWorld(t)
-	w.fail["skaffold deploy -f skaffold/skaffold.yaml -m alt-core-services"] = errors.New("exit status 1")
+	w.fail["skaffold deploy -f skaffold.yaml -m alt-core-services"] = errors.New("exit status 1")
 	e, err := w.deployAll(t)
 	if err == nil {
 		t.Fatal("the run succeeded with a failing layer")
@@ -399,7 +415,7 @@ func TestChartThatDoesNotRenderAppliesNothing(t *testing.T) {
 	if err == nil {
 		t.Fatal("succeeded")
 	}
-	if w.ran("skaffold deploy -f skaffold/skaffold.yaml -m alt-operations") != 0 {
+	if w.ran("skaffold deploy -f skaffold.yaml -m alt-operations") != 0 {
 		t.Error("skaffold deploy ran for a layer whose chart does not render")
 	}
 	if r := e.results["alt-operations"]; r.Detail != "its charts do not render; nothing was applied" {
@@ -476,7 +492,7 @@ func TestLayerDeploysOncePerRun(t *testing.T) {
 	if err := e.Deploy(context.Background(), "alt-foundation"); err != nil {
 		t.Fatal(err)
 	}
-	if n := w.ran("skaffold deploy -f skaffold/skaffold.yaml -m alt-foundation"); n != 1 {
+	if n := w.ran("skaffold deploy -f skaffold.yaml -m alt-foundation"); n != 1 {
 		t.Errorf("alt-foundation deployed %d times", n)
 	}
 }
@@ -519,5 +535,71 @@ func TestTheLastNamedTargetOrTheFirstFailureEndsTheRun(t *testing.T) {
 	ctx, top := Enter(context.Background())
 	if _, nested := Enter(ctx); !top || nested {
 		t.Errorf("Enter: top %v, nested %v", top, nested)
+	}
+}
+
+// A layer that will deploy whatever happens (no record, or changed inputs)
+// is rendered in the background at the start of the run, once; a layer
+// whose digest matches its record is not, and renders in its own step
+// only when its check finds it unhealthy.
+func TestChangedLayersRenderBeforeTheirTurn(t *testing.T) {
+	quiet(t)
+	w := newWorld(t)
+	if _, err := w.deployAll(t); err != nil {
+		t.Fatal(err)
+	}
+	rec := w.records["alt-operations"]
+	rec.Digest = "old"
+	w.records["alt-operations"] = rec
+	delete(w.releases, "alt-auth/kratos")
+	w.cmds = nil
+	e := w.run(t, "all")
+	e.prerender()
+	if e.prerendered("alt-operations") == nil {
+		t.Error("the changed layer was not rendered ahead")
+	}
+	for _, l := range []string{"alt-foundation", "alt-auth-platform", "alt-application"} {
+		if e.prerendered(l) != nil {
+			t.Errorf("%s, unchanged by its digest, was rendered ahead", l)
+		}
+	}
+	runs++
+	if err := mageRun(e, fmt.Sprint(t.Name(), runs), e.Stack.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.ran("helm template monitoring"); n != 1 {
+		t.Errorf("monitoring rendered %d times, want once", n)
+	}
+	if n := w.ran("helm template kratos"); n != 1 {
+		t.Errorf("kratos (its release gone, digest unchanged) rendered %d times, want once, in its own step", n)
+	}
+	if a := actions(e); a["alt-operations"] != Deployed || a["alt-auth-platform"] != Deployed || a["alt-core-services"] != Unchanged {
+		t.Errorf("actions %v", a)
+	}
+}
+
+// A chart that does not render fails its layer in the layer's own render
+// step, before anything of it is applied, also when it was rendered ahead.
+func TestChartRenderedAheadThatDoesNotRenderAppliesNothing(t *testing.T) {
+	quiet(t)
+	w := newWorld(t)
+	w.fail["helm template monitoring"] = errors.New("values don't meet the specifications of the schema")
+	e := w.run(t, "all")
+	e.prerender()
+	if e.prerendered("alt-operations") == nil {
+		t.Fatal("a cold run renders every layer ahead")
+	}
+	runs++
+	if err := mageRun(e, fmt.Sprint(t.Name(), runs), e.Stack.Names()...); err == nil {
+		t.Fatal("succeeded")
+	}
+	if w.ran("skaffold deploy -f skaffold.yaml -m alt-operations") != 0 {
+		t.Error("skaffold deploy ran for a layer whose chart does not render")
+	}
+	if r := e.results["alt-operations"]; r.Action != Failed || r.Detail != "its charts do not render; nothing was applied" {
+		t.Errorf("%s: %q", r.Action, r.Detail)
+	}
+	if a := actions(e)["alt-processing"]; a != Deployed {
+		t.Errorf("alt-processing, independent of it: %s", a)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ type (
 	// commander runs the tools (helm, skaffold).
 	commander interface {
 		Run(ctx context.Context, name string, args ...string) error
+		RunIn(ctx context.Context, dir, name string, args ...string) error
 		Output(ctx context.Context, name string, args ...string) (string, error)
 	}
 	// clusterState is the engine's own record of each layer's last
@@ -88,7 +90,7 @@ func (e *Engine) deployOnce(ctx context.Context, name string) error {
 	ctx, stop := e.bind(ctx)
 	defer stop()
 	start := time.Now()
-	res := &Result{Layer: name}
+	res := &Result{Layer: name, Started: start.Sub(e.begin)}
 	err := e.layer(ctx, name, res)
 	res.Duration = time.Since(start)
 	if err != nil {
@@ -162,7 +164,7 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 func (e *Engine) render(ctx context.Context, v *stack.View, res *Result) error {
 	defer res.took("render", time.Now())
 	step := ui.Start("%s: render its charts (helm template)", v.Layer.Name)
-	if err := e.renderCheck(ctx, v); err != nil {
+	if err := e.renderVerdict(ctx, v); err != nil {
 		step.Fail()
 		res.Detail = "its charts do not render; nothing was applied"
 		ui.Failure(fmt.Sprintf("layer %s (%s) failed before deploying", v.Layer.Name, v.Layer.File), err.Error())
@@ -196,7 +198,7 @@ func (e *Engine) applyAndVerify(ctx context.Context, v *stack.View, res *Result)
 		step.Fail()
 		return failure{err: err}
 	}
-	err = e.cmd.Run(ctx, "skaffold", e.deployArgs(name, artifacts)...)
+	err = e.cmd.RunIn(ctx, filepath.Join(e.Repo, filepath.Dir(v.Layer.File)), "skaffold", e.deployArgs(v.Layer, artifacts)...)
 	res.took("deploy", t0)
 	if err != nil {
 		step.Fail()
@@ -299,8 +301,14 @@ func (e *Engine) failReason(ctx, lctx context.Context, f failure) string {
 	return "objects not ready"
 }
 
-func (e *Engine) deployArgs(layer, artifacts string) []string {
-	args := []string{"deploy", "-f", stack.RootFile, "-m", layer, "-p", e.Cfg.Profile,
+// deployArgs are skaffold's arguments to deploy one layer: its own file,
+// run in its folder (where its relative paths resolve), not the root
+// config with -m. Skaffold reads every config it is given, and each `skaffold
+// filter` it runs as Helm's post-renderer (one per release) reads them again
+// and runs `helm version` once per config: given the root, seven times per
+// release. -m names the layer all the same, for the reader.
+func (e *Engine) deployArgs(l *stack.Layer, artifacts string) []string {
+	args := []string{"deploy", "-f", filepath.Base(l.File), "-m", l.Name, "-p", e.Cfg.Profile,
 		"--build-artifacts", artifacts, "--status-check=false"}
 	if e.Cfg.Registry != "" {
 		args = append(args, "--default-repo", e.Cfg.Registry)

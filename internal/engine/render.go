@@ -67,6 +67,73 @@ func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Relea
 	return nil
 }
 
+// prerendered is the render check of one layer, started before the layer
+// itself starts.
+type prerendered struct {
+	done chan struct{}
+	err  error
+}
+
+// prerender starts, in the background, the render check of each layer of
+// the run that will deploy whatever happens before it: no verified deploy
+// recorded, or inputs that differ from the record. Its charts then render
+// while the layers it needs deploy, off the run's critical path; its own
+// render step only collects the verdict (the layer still fails there,
+// before anything of it is applied). Layers are rendered one after another
+// in requires order, the first needed first, so that the rendering does not
+// crowd the first layers' deploys. A layer whose digest matches its record
+// renders in its own step if its check finds it unhealthy.
+func (e *Engine) prerender() {
+	recs, err := e.state.Records(e.runCtx)
+	if err != nil {
+		return // each layer renders in its own step
+	}
+	var views []*stack.View
+	for _, name := range e.runLayers() {
+		v, err := e.Stack.Layer(name).View(e.Cfg.Profile, func(k string) string { return e.Env[k] })
+		if err != nil {
+			continue
+		}
+		in, err := layerInputs(e.Repo, v, e.images, e.Env, e.toolVersions())
+		if rec, ok := recs[name]; err != nil || (ok && rec.Digest == in.Digest()) {
+			continue
+		}
+		views = append(views, v)
+		e.mu.Lock()
+		e.prerenders[name] = &prerendered{done: make(chan struct{})}
+		e.mu.Unlock()
+	}
+	go func() {
+		for _, v := range views {
+			p := e.prerendered(v.Layer.Name)
+			p.err = e.renderCheck(e.runCtx, v)
+			close(p.done)
+		}
+	}()
+}
+
+// prerendered is the background render of a layer, or nil.
+func (e *Engine) prerendered(layer string) *prerendered {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.prerenders[layer]
+}
+
+// renderVerdict is the render check of a layer: the background one when
+// it was started (waited for), else one run now.
+func (e *Engine) renderVerdict(ctx context.Context, v *stack.View) error {
+	p := e.prerendered(v.Layer.Name)
+	if p == nil {
+		return e.renderCheck(ctx, v)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // templateVars are the variables Skaffold gives setValueTemplates: the
 // run's environment and the layer's images.
 func (e *Engine) templateVars(v *stack.View) map[string]string {

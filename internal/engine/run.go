@@ -151,7 +151,7 @@ func (e *Engine) Finish(err error) error {
 	e.cancelRun(nil)
 	results := e.Results(e.runLayers())
 	if len(e.prep) > 0 {
-		ui.Info("run prepared in %s", timings(e.prep))
+		ui.Info("run prepared in %s", Timings(e.prep))
 	}
 	PrintSummary(results)
 	if b, jerr := json.MarshalIndent(results, "", "  "); jerr == nil {

@@ -92,6 +92,13 @@ func (r *Runner) Run(ctx context.Context, name string, args ...string) error {
 
 // Output runs the command and returns its stdout. Stderr is kept for the
 // error only.
+// RunIn is Run with dir as the working directory.
+func (r *Runner) RunIn(ctx context.Context, dir, name string, args ...string) error {
+	c := *r
+	c.Dir = dir
+	return c.Run(ctx, name, args...)
+}
+
 func (r *Runner) Output(ctx context.Context, name string, args ...string) (string, error) {
 	var stdout bytes.Buffer
 	_, err := r.run(ctx, &stdout, name, args...)
