@@ -81,7 +81,7 @@ func TestRedeployRunsALayerAgainEachTimeItChanged(t *testing.T) {
 			t.Fatalf("redeploy %d: %v, %v; want %s", i, res, err, want)
 		}
 	}
-	if n := w.ran("skaffold deploy"); n != 2 || w.ran("skaffold deploy -f skaffold/skaffold.yaml -m alt-operations") != 2 {
+	if n := w.ran("skaffold deploy"); n != 2 || w.ran("skaffold deploy -f skaffold.yaml -m alt-operations") != 2 {
 		t.Errorf("ran %v, want two deploys of alt-operations only", w.cmds)
 	}
 }
