@@ -10,6 +10,8 @@ import (
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/kind"
 	"github.com/alt-platform/orchestration/internal/kindimage"
+	"github.com/alt-platform/orchestration/internal/standin"
+	"github.com/alt-platform/orchestration/internal/ui"
 	"github.com/magefile/mage/mg"
 )
 
@@ -93,4 +95,24 @@ func kindProvider() (*kind.Provider, error) {
 		return nil, err
 	}
 	return kind.FromConfig(repo, cfg, newRunner(), nil), nil
+}
+
+// Standins writes stand-in sources for Alt (no Alt code runs in them): a tree with the layout of Alt at the pinned commit, each Dockerfile FROM scratch around one static program that behaves as docs/alt-contract.yaml says; prints its folder last (use it as ALT_SRC). Reads ALT_STANDIN_CRASH.
+func (Kind) Standins(ctx context.Context) error {
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return err
+	}
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	dir, err := standin.Generate(ctx, newRunner(), repo, standin.TreeOptions{Crash: cfg.StandinCrash})
+	if err != nil {
+		return err
+	}
+	ui.Banner(standin.Banner+": "+dir+" holds stand-ins, not Alt's sources.",
+		"With ALT_SRC="+dir+" every first-party image is a stand-in; dev says so on every run.")
+	fmt.Println(dir)
+	return nil
 }
