@@ -76,10 +76,10 @@ func (e *Engine) thisRun() []string {
 // commit against the contract's pin, and every build context and
 // Dockerfile of those layers that it lacks.
 type Sources struct {
-	Dir     string
-	Commit  string // or why it is not known
-	Pinned  string // docs/alt-contract.yaml alt.commit
-	AtPin   bool
+	Dir    string
+	Commit string // or why it is not known
+	Pinned string // docs/alt-contract.yaml alt.commit
+	AtPin  bool
 	// Standin: ALT_SRC is a tree of stand-ins (kind:standins), not Alt's
 	// sources; no Alt code runs.
 	Standin bool
