@@ -38,8 +38,16 @@ func (e *Engine) build(ctx context.Context) error {
 		args = append(args, "--default-repo", e.Cfg.Registry)
 	}
 	step := ui.Start("build images of %s (skaffold build, BuildKit)", strings.Join(layers, ", "))
+	bk, err := e.buildkitEnv(ctx)
+	if err != nil {
+		return step.End(fmt.Errorf("BuildKit's docker-buildx plugin: %w", err))
+	}
 	r := *e.Runner
-	r.Env = append(r.Env, "DOCKER_BUILDKIT=1")
+	drop := []string{"DOCKER_BUILDKIT"}
+	if len(bk) > 0 {
+		drop = append(drop, "DOCKER_CONFIG")
+	}
+	r.Env = append(withoutEnv(orEnviron(r.Env), drop...), append(bk, "DOCKER_BUILDKIT=1")...)
 	if err := step.End(r.Run(ctx, "skaffold", args...)); err != nil {
 		return err
 	}
@@ -224,4 +232,11 @@ func standinBanner(s *Sources) {
 			"Every first-party image is a FROM-scratch stand-in that checks its environment, listens on",
 			"Alt's ports, answers Alt's health paths and echoes requests; it proves the platform, not Alt.")
 	})
+}
+
+func orEnviron(env []string) []string {
+	if env == nil {
+		return os.Environ()
+	}
+	return env
 }

@@ -245,6 +245,9 @@ func (e *Engine) decideImages(ctx context.Context) error {
 		ui.Warn("sim cluster: no image is built; every first-party image gets the placeholder tag \"sim\" (containers do not run in a simulation)")
 		return nil
 	}
+	if err := e.standinThirdParty(ctx); err != nil {
+		return err
+	}
 	return e.build(ctx)
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/stack"
+	"sigs.k8s.io/yaml"
 )
 
 // proc runs Main in-process with the given config, arguments and
@@ -372,5 +373,70 @@ func TestTreeHoldsEveryArtifactOfTheLayers(t *testing.T) {
 	}
 	if _, err := WriteTree(repo, dir, bin, TreeOptions{Crash: []string{"no-such-release"}}); err == nil || !strings.Contains(err.Error(), "no-such-release") {
 		t.Fatalf("an unknown release to crash should be named: %v", err)
+	}
+}
+
+// The node's names are the ones the kubelet's CRI resolves the charts'
+// references to (a digest reference drops its tag).
+func TestNodeNames(t *testing.T) {
+	for ref, want := range map[string]string{
+		"postgres:16-alpine":                          "docker.io/library/postgres:16-alpine",
+		"nginx:1.28.0-alpine@sha256:30f1":             "docker.io/library/nginx:1.28.0-alpine docker.io/library/nginx@sha256:30f1",
+		"clickhouse/clickhouse-server:24.8@sha256:b0": "docker.io/clickhouse/clickhouse-server:24.8 docker.io/clickhouse/clickhouse-server@sha256:b0",
+		"localhost:5001/kaikei/alt-backend:abc":       "localhost:5001/kaikei/alt-backend:abc",
+		"registry.k8s.io/pause:3.10":                  "registry.k8s.io/pause:3.10",
+	} {
+		if got := strings.Join(NodeNames(ref), " "); got != want {
+			t.Errorf("NodeNames(%s) = %s, want %s", ref, got, want)
+		}
+	}
+}
+
+// Every third-party image the charts name has a stand-in, under the exact
+// reference (digest included) the chart's values write.
+func TestEveryChartImageHasAStandin(t *testing.T) {
+	have := map[string]bool{}
+	for _, tp := range ThirdParties {
+		for _, r := range tp.Refs {
+			have[r] = true
+		}
+	}
+	values, _ := filepath.Glob("../../charts/*/values.yaml")
+	n := 0
+	var walk func(file string, v any)
+	walk = func(file string, v any) {
+		switch m := v.(type) {
+		case map[string]any:
+			repo, _ := m["repository"].(string)
+			tag, _ := m["tag"].(string)
+			if repo != "" && tag != "" {
+				ref := repo + ":" + tag
+				if d, _ := m["digest"].(string); d != "" {
+					ref += "@" + d
+				}
+				n++
+				if !have[ref] {
+					t.Errorf("%s: image %s has no stand-in (standin.ThirdParties)", file, ref)
+				}
+			}
+			for _, x := range m {
+				walk(file, x)
+			}
+		case []any:
+			for _, x := range m {
+				walk(file, x)
+			}
+		}
+	}
+	for _, f := range values {
+		b, _ := os.ReadFile(f)
+		var v any
+		if err := yaml.Unmarshal(b, &v); err != nil {
+			t.Fatal(err)
+		}
+		walk(f, v)
+	}
+	if n < 12 {
+		t.Fatalf("only %d image references found in charts/*/values.yaml", n)
 	}
 }
