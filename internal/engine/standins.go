@@ -125,4 +125,3 @@ func withoutEnv(env []string, names ...string) []string {
 		return slices.Contains(names, k)
 	})
 }
-
