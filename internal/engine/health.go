@@ -349,11 +349,23 @@ func podProblem(p *corev1.Pod) string {
 		case !cs.Ready:
 			why = append(why, fmt.Sprintf("container %s not ready (restarts %d)", cs.Name, cs.RestartCount))
 		}
+		// A container that keeps crashing is often Running or waiting in
+		// CrashLoopBackOff when looked at: its last run says why.
+		if t := cs.LastTerminationState.Terminated; t != nil && !cs.Ready {
+			why = append(why, fmt.Sprintf("container %s last state: terminated %s exit %d (restarts %d)%s", cs.Name, t.Reason, t.ExitCode, cs.RestartCount, lastWords(t.Message)))
+		}
 	}
 	if len(why) == 0 {
 		why = append(why, fmt.Sprintf("phase %s, not ready", p.Status.Phase))
 	}
 	return strings.Join(why, "; ")
+}
+
+func lastWords(m string) string {
+	if m = oneLine(m); m != "" {
+		return ": " + m
+	}
+	return ""
 }
 
 // events returns the latest events of an object, newest last.

@@ -31,6 +31,8 @@ type Proc struct {
 	Ctx context.Context
 	// Ready, when set, is called once every port listens (tests).
 	Ready func(addrs map[int]string)
+	// TerminationLog overrides TerminationLog (tests).
+	TerminationLog string
 	// Listen overrides net.Listen (tests bind to loopback port 0).
 	Listen func(port int) (net.Listener, error)
 }
@@ -112,7 +114,7 @@ func runCommand(p Proc, cfg *Config, c Command) int {
 		}
 	}
 	if len(missing) > 0 {
-		fmt.Fprintf(p.Stderr, "%s: refusing to start: required environment variable(s) not set: %s\n", who, strings.Join(missing, ", "))
+		lastWords(p, fmt.Sprintf("%s: refusing to start: required environment variable(s) not set: %s", who, strings.Join(missing, ", ")))
 		return 1
 	}
 	for _, d := range c.Dial {
@@ -178,7 +180,7 @@ func runCommand(p Proc, cfg *Config, c Command) int {
 		select {
 		case <-ctx.Done():
 		case <-time.After(CrashAfter):
-			fmt.Fprintf(p.Stderr, "%s: crashing as told\n", who)
+			lastWords(p, fmt.Sprintf("%s: crashing as told (%s=%s)", who, CrashEnv, crash))
 			status = 3
 		}
 	} else {
@@ -190,6 +192,24 @@ func runCommand(p Proc, cfg *Config, c Command) int {
 		c()
 	}
 	return status
+}
+
+// TerminationLog is where the kubelet reads a container's last words
+// (terminationMessagePath); Proc.TerminationLog overrides it in tests.
+const TerminationLog = "/dev/termination-log"
+
+// lastWords says why the program stops, on stderr and in the termination
+// log, so that the pod's last state carries it.
+func lastWords(p Proc, msg string) {
+	fmt.Fprintln(p.Stderr, msg)
+	path := p.TerminationLog
+	if path == "" {
+		path = TerminationLog
+	}
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0); err == nil {
+		f.WriteString(msg + "\n")
+		f.Close()
+	}
 }
 
 func portList(ps []Port) string {

@@ -43,7 +43,7 @@ func envOf(m map[string]string) func(string) string {
 func runProc(ctx context.Context, args []string, env map[string]string, stdin string, ready func(map[int]string)) procResult {
 	var out, errb bytes.Buffer
 	code := Main(Proc{Args: args, Getenv: envOf(env), Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Ctx: ctx,
-		Ready:  ready,
+		Ready: ready, TerminationLog: "/nonexistent/termination-log",
 		Listen: func(int) (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }})
 	return procResult{code, out.String(), errb.String()}
 }
