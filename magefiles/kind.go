@@ -107,7 +107,7 @@ func (Kind) Standins(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	dir, err := standin.Generate(ctx, newRunner(), repo, standin.TreeOptions{Crash: cfg.StandinCrash})
+	dir, err := standin.Generate(ctx, newRunner(), repo, standin.TreeDir(repo), standin.TreeOptions{Crash: cfg.StandinCrash})
 	if err != nil {
 		return err
 	}

@@ -364,12 +364,12 @@ func (e *Engine) Where() []string {
 	}
 }
 
-// CopyPlatform copies what a run deploys (the Skaffold files, the charts
-// and the Mage targets that hold the graph) from the repository at repo
+// CopyPlatform copies what a run deploys (the Skaffold files, the charts,
+// the Mage targets that hold the graph and Alt's contract) from the repository at repo
 // into dir, where targets run against a cluster of their own (ci, bench,
 // tests).
 func CopyPlatform(repo, dir string) error {
-	for _, sub := range []string{"skaffold", "charts", "magefiles"} {
+	for _, sub := range []string{"skaffold", "charts", "magefiles", "docs"} {
 		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
 			return err
 		}

@@ -38,10 +38,7 @@ func (e *Engine) standinThirdParty(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		bin := filepath.Join(e.Repo, ".cache", "standins", "bin", "standin")
-		if err := standin.Program(ctx, e.Runner, e.Repo, bin); err != nil {
-			return err
-		}
+		bin := standin.TreeProgram(e.Cfg.Src)
 		b := &standin.ImageBuilder{Repo: e.Repo, Runner: e.Runner, Kubectl: paths["kubectl"], Program: bin}
 		imgs, err := b.Ensure(ctx)
 		if err != nil {

@@ -67,6 +67,10 @@ func WriteTree(repo, dir, bin string, opt TreeOptions) (*contract.Contract, erro
 	if err := os.WriteFile(filepath.Join(dir, Marker), []byte(marker), 0o644); err != nil {
 		return nil, err
 	}
+	// The third-party stand-ins are built from the same program.
+	if err := copyFile(bin, TreeProgram(dir), 0o755); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -189,13 +193,15 @@ func copyFile(from, to string, mode os.FileMode) error {
 	return os.Rename(tmp, to)
 }
 
+// TreeProgram is the program a tree's images were built with.
+func TreeProgram(dir string) string { return filepath.Join(dir, ".standin-program") }
+
 // TreeDir is where Generate writes the tree, under the repository.
 func TreeDir(repo string) string { return filepath.Join(repo, ".cache", "standins", "alt") }
 
-// Generate compiles the program and writes the tree at TreeDir as one git
-// commit; it returns the tree's folder (for ALT_SRC).
-func Generate(ctx context.Context, r *run.Runner, repo string, opt TreeOptions) (string, error) {
-	dir := TreeDir(repo)
+// Generate compiles the program (from the module at repo) and writes the
+// tree at dir as one git commit; it returns dir (for ALT_SRC).
+func Generate(ctx context.Context, r *run.Runner, repo, dir string, opt TreeOptions) (string, error) {
 	bin := filepath.Join(repo, ".cache", "standins", "bin", "standin")
 	step := ui.Start("stand-in program (CGO_ENABLED=0 go build ./internal/standin/cmd/standin)")
 	if err := step.End(Program(ctx, r, repo, bin)); err != nil {
