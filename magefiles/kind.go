@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/alt-platform/orchestration/internal/ci"
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/kind"
@@ -115,4 +116,13 @@ func (Kind) Standins(ctx context.Context) error {
 		"With ALT_SRC="+dir+" every first-party image is a stand-in; dev says so on every run.")
 	fmt.Println(dir)
 	return nil
+}
+
+// CI runs ci's kind stage alone: on a copy of the platform with stand-in sources, kind:create, dev (every layer Ready on a real kubelet), every nginx-external route through localhost, dev again unchanged, a crashing stand-in's diagnosis, kind:reset, and the cluster deleted pass or fail; writes .cache/ci/junit.xml. Reads ALT_KIND_NAME (default alt-ci), ALT_KIND_REGISTRY_PORT, ALT_TOOLS_DIR.
+func (Kind) CI(ctx context.Context) error {
+	repo, self, tc, err := repoSelfTools()
+	if err != nil {
+		return err
+	}
+	return ci.RunKind(ctx, ci.Options{Repo: repo, Self: self, Tools: tc, Runner: newRunner()})
 }

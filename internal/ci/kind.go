@@ -24,6 +24,14 @@ import (
 // names another; it is deleted at the end, pass or fail.
 const KindName = "alt-ci"
 
+// RunKind runs the kind stage alone (kind:ci), with its report.
+func RunKind(ctx context.Context, o Options) error {
+	g := &gate{o: o}
+	g.stage("kind")
+	g.kindStage(ctx)
+	return g.finish(nil, nil)
+}
+
 // kindStage runs the whole kind path for real on a copy of the platform,
 // with stand-in sources (no Alt code runs): kind:create, dev (every layer
 // Ready on a real kubelet), a request through localhost to nginx-external
