@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -380,7 +381,18 @@ func (k *Kube) events(ctx context.Context, namespace, name string, n int) []stri
 	sort.Slice(evs.Items, func(i, j int) bool { return eventTime(evs.Items[i]).Before(eventTime(evs.Items[j])) })
 	items := evs.Items
 	if len(items) > n {
+		// A probe failure is why a pod is not ready; later BackOff or
+		// Started events would hide it: keep the latest one.
+		var probe *corev1.Event
+		for i := range items[:len(items)-n] {
+			if items[i].Reason == "Unhealthy" {
+				probe = &items[i]
+			}
+		}
 		items = items[len(items)-n:]
+		if probe != nil && !slices.ContainsFunc(items, func(e corev1.Event) bool { return e.Reason == "Unhealthy" }) {
+			items = append([]corev1.Event{*probe}, items...)
+		}
 	}
 	var out []string
 	for _, e := range items {
