@@ -240,6 +240,8 @@ func acceptAndClose(ctx context.Context, l net.Listener) {
 	}
 }
 
+var hostPortAfterAt = regexp.MustCompile(`@([A-Za-z0-9.-]+):([0-9]+)(?:[/?]|$)`)
+
 var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
 
 // expand replaces $VAR, ${VAR} and ${VAR:-default}; it names every
@@ -277,6 +279,11 @@ func dialAddress(entry string, getenv func(string) string) (string, error) {
 	if strings.Contains(s, "://") {
 		u, err := url.Parse(s)
 		if err != nil {
+			// A password with URL-reserved characters: take host:port
+			// after the last '@'.
+			if m := hostPortAfterAt.FindStringSubmatch(s); m != nil {
+				return net.JoinHostPort(m[1], m[2]), nil
+			}
 			return "", fmt.Errorf("%s: not a URL: %w", entry, err)
 		}
 		host, port := u.Hostname(), u.Port()
