@@ -6,10 +6,13 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/alt-platform/orchestration/internal/ci"
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/kind"
 	"github.com/alt-platform/orchestration/internal/kindimage"
+	"github.com/alt-platform/orchestration/internal/standin"
+	"github.com/alt-platform/orchestration/internal/ui"
 	"github.com/magefile/mage/mg"
 )
 
@@ -93,4 +96,33 @@ func kindProvider() (*kind.Provider, error) {
 		return nil, err
 	}
 	return kind.FromConfig(repo, cfg, newRunner(), nil), nil
+}
+
+// Standins writes stand-in sources for Alt (no Alt code runs in them): a tree with the layout of Alt at the pinned commit, each Dockerfile FROM scratch around one static program that behaves as docs/alt-contract.yaml says; prints its folder last (use it as ALT_SRC). Reads ALT_STANDIN_CRASH.
+func (Kind) Standins(ctx context.Context) error {
+	repo, err := engine.FindRepo()
+	if err != nil {
+		return err
+	}
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	dir, err := standin.Generate(ctx, newRunner(), repo, standin.TreeDir(repo), standin.TreeOptions{Crash: cfg.StandinCrash})
+	if err != nil {
+		return err
+	}
+	ui.Banner(standin.Banner+": "+dir+" holds stand-ins, not Alt's sources.",
+		"With ALT_SRC="+dir+" every first-party image is a stand-in; dev says so on every run.")
+	fmt.Println(dir)
+	return nil
+}
+
+// CI runs ci's kind stage alone: on a copy of the platform with stand-in sources, kind:create, dev (every layer Ready on a real kubelet), every nginx-external route through localhost, dev again unchanged, a crashing stand-in's diagnosis, kind:reset, and the cluster deleted pass or fail; writes .cache/ci/junit.xml. Reads ALT_KIND_NAME (default alt-ci), ALT_KIND_REGISTRY_PORT, ALT_TOOLS_DIR.
+func (Kind) CI(ctx context.Context) error {
+	repo, self, tc, err := repoSelfTools()
+	if err != nil {
+		return err
+	}
+	return ci.RunKind(ctx, ci.Options{Repo: repo, Self: self, Tools: tc, Runner: newRunner()})
 }

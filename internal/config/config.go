@@ -66,6 +66,9 @@ type Config struct {
 	// images built on this machine (kind:image) instead of the pinned
 	// public ones; auto decides by whether an image registry answers.
 	KindOffline string
+	// StandinCrash are the releases whose stand-in kind:standins builds to
+	// crash (ALT_STANDIN_CRASH, comma-separated), for the diagnosis test.
+	StandinCrash []string
 	// OtherProfile allows deploying ALT_PROFILE to a cluster whose first
 	// deploy bound it to another profile (and binds it to ALT_PROFILE).
 	OtherProfile bool
@@ -184,6 +187,12 @@ func Load(env Env, docker Docker) (*Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("ALT_OTHER_PROFILE=%q: expected 1 or 0", otherProfile.Value))
 	}
+	standinCrash := get("ALT_STANDIN_CRASH", "", "releases (comma-separated) whose stand-in kind:standins builds to crash: its health answers 503, then it exits 3")
+	for _, r := range strings.Split(standinCrash.Value, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c.StandinCrash = append(c.StandinCrash, r)
+		}
+	}
 	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
 	}
@@ -196,7 +205,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile}
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}

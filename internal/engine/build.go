@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/stack"
+	"github.com/alt-platform/orchestration/internal/standin"
 	"github.com/alt-platform/orchestration/internal/ui"
 )
 
@@ -36,8 +38,16 @@ func (e *Engine) build(ctx context.Context) error {
 		args = append(args, "--default-repo", e.Cfg.Registry)
 	}
 	step := ui.Start("build images of %s (skaffold build, BuildKit)", strings.Join(layers, ", "))
+	bk, err := e.buildkitEnv(ctx)
+	if err != nil {
+		return step.End(fmt.Errorf("BuildKit's docker-buildx plugin: %w", err))
+	}
 	r := *e.Runner
-	r.Env = append(r.Env, "DOCKER_BUILDKIT=1")
+	drop := []string{"DOCKER_BUILDKIT"}
+	if len(bk) > 0 {
+		drop = append(drop, "DOCKER_CONFIG")
+	}
+	r.Env = append(withoutEnv(orEnviron(r.Env), drop...), append(bk, "DOCKER_BUILDKIT=1")...)
 	if err := step.End(r.Run(ctx, "skaffold", args...)); err != nil {
 		return err
 	}
@@ -74,10 +84,13 @@ func (e *Engine) thisRun() []string {
 // commit against the contract's pin, and every build context and
 // Dockerfile of those layers that it lacks.
 type Sources struct {
-	Dir     string
-	Commit  string // or why it is not known
-	Pinned  string // docs/alt-contract.yaml alt.commit
-	AtPin   bool
+	Dir    string
+	Commit string // or why it is not known
+	Pinned string // docs/alt-contract.yaml alt.commit
+	AtPin  bool
+	// Standin: ALT_SRC is a tree of stand-ins (kind:standins), not Alt's
+	// sources; no Alt code runs.
+	Standin bool
 	Missing []error
 	hint    string
 }
@@ -104,9 +117,15 @@ func (e *Engine) Sources(ctx context.Context, layers []string) (*Sources, error)
 	r := &Sources{Dir: src, Pinned: c.Alt.Commit, hint: fmt.Sprintf("git -C %s fetch && git -C %s checkout %s", src, src, c.Alt.Commit)}
 	// Name paths under ALT_SRC, not under the link.
 	show := func(p string) string { return filepath.Join(src, strings.TrimPrefix(p, link)) }
-	var known bool
-	r.Commit, known = contract.Commit(ctx, e.Runner, src)
-	r.AtPin = known && r.Commit == c.Alt.Commit
+	if ok, marker := standin.IsTree(src); ok {
+		r.Standin = true
+		r.Commit = standin.TreeCommit(marker)
+		r.AtPin = r.Commit == c.Alt.Commit
+	} else {
+		var known bool
+		r.Commit, known = contract.Commit(ctx, e.Runner, src)
+		r.AtPin = known && r.Commit == c.Alt.Commit
+	}
 	for _, name := range layers {
 		v, err := e.Stack.Layer(name).View(e.Cfg.Profile, nil)
 		if err != nil {
@@ -129,6 +148,13 @@ func (e *Engine) Sources(ctx context.Context, layers []string) (*Sources, error)
 
 // Report says, one line each, where the checkout stands against the pin.
 func (s *Sources) Report() []string {
+	if s.Standin {
+		what := "the layout of Alt's pinned commit " + s.Pinned
+		if !s.AtPin {
+			what = "the layout of Alt's commit " + s.Commit + ", NOT the pinned " + s.Pinned + " (regenerate it: mage kind:standins)"
+		}
+		return []string{fmt.Sprintf("ALT_SRC=%s: %s (%s); every first-party image is a stand-in", s.Dir, standin.Banner, what)}
+	}
 	if s.AtPin {
 		return []string{fmt.Sprintf("ALT_SRC=%s is at Alt's pinned commit %s", s.Dir, s.Pinned)}
 	}
@@ -147,7 +173,9 @@ func (e *Engine) CheckSources(layers []string) error {
 	if err != nil {
 		return err
 	}
-	if !s.AtPin {
+	if s.Standin {
+		standinBanner(s)
+	} else if !s.AtPin {
 		for _, l := range s.Report() {
 			ui.Warn("%s", l)
 		}
@@ -172,6 +200,9 @@ func (e *Engine) ValidateSources(ctx context.Context) error {
 	}
 	if s.AtPin && len(s.Missing) == 0 {
 		step.Skip(s.Report()[0] + ", with every build context and Dockerfile")
+		if s.Standin {
+			standinBanner(s)
+		}
 		return nil
 	}
 	if !builds || len(s.Missing) == 0 {
@@ -189,4 +220,23 @@ func (e *Engine) ValidateSources(ctx context.Context) error {
 		return fmt.Errorf("ALT_SRC=%s lacks %d build context(s) or Dockerfile(s) the kind cluster builds (listed above)", s.Dir, len(s.Missing))
 	}
 	return nil
+}
+
+var standinOnce sync.Once
+
+// standinBanner says, once per run and loudly, that ALT_SRC holds
+// stand-ins: never a silent default.
+func standinBanner(s *Sources) {
+	standinOnce.Do(func() {
+		ui.Banner("STAND-IN SOURCES: no Alt code runs. ALT_SRC="+s.Dir+" was written by kind:standins.",
+			"Every first-party image is a FROM-scratch stand-in that checks its environment, listens on",
+			"Alt's ports, answers Alt's health paths and echoes requests; it proves the platform, not Alt.")
+	})
+}
+
+func orEnviron(env []string) []string {
+	if env == nil {
+		return os.Environ()
+	}
+	return env
 }

@@ -253,6 +253,9 @@ func (e *Engine) decideImages(ctx context.Context) error {
 		ui.Warn("sim cluster: no image is built; every first-party image gets the placeholder tag \"sim\" (containers do not run in a simulation)")
 		return nil
 	}
+	if err := e.standinThirdParty(ctx); err != nil {
+		return err
+	}
 	return e.build(ctx)
 }
 
@@ -376,11 +379,11 @@ func (e *Engine) Where() []string {
 }
 
 // CopyPlatform copies what a run deploys (the Skaffold files, the charts,
-// the scripts their hooks call and the Mage targets that hold the graph) from the repository at repo
-// into dir, where targets run against a cluster of their own (ci, bench,
-// tests).
+// the scripts their hooks call, the Mage targets that hold the graph and
+// Alt's contract) from the repository at repo into dir, where targets run
+// against a cluster of their own (ci, bench, tests).
 func CopyPlatform(repo, dir string) error {
-	for _, sub := range []string{"skaffold", "charts", "magefiles", stack.ScriptsDir} {
+	for _, sub := range []string{"skaffold", "charts", "magefiles", stack.ScriptsDir, "docs"} {
 		if err := os.CopyFS(filepath.Join(dir, sub), os.DirFS(filepath.Join(repo, sub))); err != nil {
 			return err
 		}

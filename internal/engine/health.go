@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -349,11 +350,23 @@ func podProblem(p *corev1.Pod) string {
 		case !cs.Ready:
 			why = append(why, fmt.Sprintf("container %s not ready (restarts %d)", cs.Name, cs.RestartCount))
 		}
+		// A container that keeps crashing is often Running or waiting in
+		// CrashLoopBackOff when looked at: its last run says why.
+		if t := cs.LastTerminationState.Terminated; t != nil && !cs.Ready {
+			why = append(why, fmt.Sprintf("container %s last state: terminated %s exit %d (restarts %d)%s", cs.Name, t.Reason, t.ExitCode, cs.RestartCount, lastWords(t.Message)))
+		}
 	}
 	if len(why) == 0 {
 		why = append(why, fmt.Sprintf("phase %s, not ready", p.Status.Phase))
 	}
 	return strings.Join(why, "; ")
+}
+
+func lastWords(m string) string {
+	if m = oneLine(m); m != "" {
+		return ": " + m
+	}
+	return ""
 }
 
 // events returns the latest events of an object, newest last.
@@ -368,7 +381,18 @@ func (k *Kube) events(ctx context.Context, namespace, name string, n int) []stri
 	sort.Slice(evs.Items, func(i, j int) bool { return eventTime(evs.Items[i]).Before(eventTime(evs.Items[j])) })
 	items := evs.Items
 	if len(items) > n {
+		// A probe failure is why a pod is not ready; later BackOff or
+		// Started events would hide it: keep the latest one.
+		var probe *corev1.Event
+		for i := range items[:len(items)-n] {
+			if items[i].Reason == "Unhealthy" {
+				probe = &items[i]
+			}
+		}
 		items = items[len(items)-n:]
+		if probe != nil && !slices.ContainsFunc(items, func(e corev1.Event) bool { return e.Reason == "Unhealthy" }) {
+			items = append([]corev1.Event{*probe}, items...)
+		}
 	}
 	var out []string
 	for _, e := range items {

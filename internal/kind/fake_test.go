@@ -160,6 +160,9 @@ func (w *world) Output(_ context.Context, name string, args ...string) (string, 
 		case len(rest) == 6 && rest[0] == "sh" && rest[1] == "-c" && strings.Contains(rest[2], `"$1/hosts.toml"`):
 			c.files[rest[4]+"/hosts.toml"] = rest[5]
 			return "", nil
+		case len(rest) == 5 && rest[0] == "sh" && rest[1] == "-c" && strings.Contains(rest[2], "alt-hostpath-pv.service"):
+			c.files["/etc/systemd/system/alt-hostpath-pv.service"] = rest[4]
+			return "", nil
 		}
 	}
 	return "", fmt.Errorf("fake docker does not know %s", line)

@@ -296,7 +296,44 @@ func (p *Provider) ensure(ctx context.Context, recreate bool) (string, error) {
 	if err := step.End(p.wireRegistry(ctx, kubeconfig)); err != nil {
 		return "", err
 	}
+	if err := p.writableVolumes(ctx); err != nil {
+		return "", err
+	}
 	return kubeconfig, nil
+}
+
+// volumesUnit keeps the node's hostPath volumes writable. kind's default
+// StorageClass provisions with the controller manager's in-tree hostpath
+// provisioner: each volume is a folder under HostpathDir that containerd
+// creates root-owned 0755 when a pod first mounts it, and fsGroup does not
+// apply to hostPath volumes, so the charts' non-root pods could not write
+// their own volumes (a backup's dump, a Meilisearch dump). The unit makes
+// each such folder 1777 within a second of its creation.
+const volumesUnit = `[Unit]
+Description=alt-platform: hostPath volumes under ` + HostpathDir + ` writable by the pods' own (non-root) users
+[Service]
+ExecStart=/bin/sh -c 'mkdir -p ` + HostpathDir + `; while :; do chmod 1777 ` + HostpathDir + `/* 2>/dev/null; sleep 1; done'
+Restart=always
+[Install]
+WantedBy=multi-user.target
+`
+
+// HostpathDir is where the in-tree hostpath provisioner puts volumes.
+const HostpathDir = "/tmp/hostpath_pv"
+
+func (p *Provider) writableVolumes(ctx context.Context) error {
+	nodes, err := p.o.Lib.Nodes(p.spec.Name)
+	if err != nil {
+		return fmt.Errorf("listing the nodes of kind cluster %s: %w", p.spec.Name, err)
+	}
+	for _, n := range nodes {
+		if err := p.o.Runner.Run(ctx, "docker", "exec", n, "sh", "-c",
+			`printf '%s' "$1" > /etc/systemd/system/alt-hostpath-pv.service && systemctl daemon-reload && systemctl enable --now alt-hostpath-pv.service`,
+			"sh", volumesUnit); err != nil {
+			return fmt.Errorf("node %s: the unit keeping hostPath volumes writable: %w", n, err)
+		}
+	}
+	return nil
 }
 
 func hasPart(ds []Drift, part string) bool {

@@ -145,6 +145,12 @@ func (s Spec) Config() *v1alpha4.Cluster {
 		}},
 		Networking:              v1alpha4.Networking{DisableDefaultCNI: s.Offline},
 		ContainerdConfigPatches: patches,
+		// MutatingAdmissionPolicy (beta, off by default in v1.34): with
+		// stand-in sources the engine installs one that lowers the CPU
+		// requests of the platform's pods, so the whole platform schedules
+		// on a small machine's single node (internal/engine/standins.go).
+		FeatureGates:  map[string]bool{"MutatingAdmissionPolicy": true},
+		RuntimeConfig: map[string]string{"admissionregistration.k8s.io/v1beta1": "true"},
 	}
 }
 

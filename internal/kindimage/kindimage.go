@@ -65,9 +65,12 @@ const (
 
 	// The image names end in .invalid (RFC 2606): no registry can ever
 	// answer for them, so nothing tries to pull them.
+	// RootfsImage is the Debian rootfs the node is built on; the
+	// stand-in images (internal/standin) take Debian's libraries from it.
+	RootfsImage   = "alt-platform.invalid/kind-rootfs:" + Suite + "-r" + RootfsRevision
 	NodeImage     = "alt-platform.invalid/kind-node:" + KubeVersion + "-r" + Revision
 	RegistryImage = "alt-platform.invalid/registry:2.8.2-r" + Revision
-	rootfsImage   = "alt-platform.invalid/kind-rootfs:" + Suite + "-r" + RootfsRevision
+	rootfsImage   = RootfsImage
 	nodeBaseImage = "alt-platform.invalid/kind-node-base:" + KubeVersion + "-r" + Revision
 
 	// Label holds Recipe on every image built here.

@@ -34,8 +34,9 @@ type Tool struct {
 	Module *Module
 	// LDFlags stamps the version into the binary.
 	LDFlags string
-	// KindImage marks the tools only the offline kind images need
-	// (internal/kindimage builds them; tools:install leaves them out).
+	// KindImage marks the tools only the kind path needs (the offline kind
+	// images, the BuildKit plugin): built on first use there; tools:install
+	// leaves them out.
 	KindImage bool
 }
 
@@ -113,6 +114,14 @@ var All = []Tool{
 	{Name: "coredns", Version: "v1.12.1", Package: "github.com/coredns/coredns",
 		Module:    &Module{Name: "coredns-v1.12.1", Require: []string{"github.com/coredns/coredns v1.12.1"}},
 		KindImage: true},
+	// docker-buildx: the Docker CLI here (Debian's 20.10, or a newer CLI
+	// without the plugin) refuses DOCKER_BUILDKIT=1 without it, and Skaffold's
+	// `useBuildkit` builds through the CLI. Only kind builds images: it goes
+	// into a private DOCKER_CONFIG's cli-plugins (BuildxConfigDir), never
+	// into the user's ~/.docker. v0.11.2 was verified against Docker 20.10.
+	{Name: "docker-buildx", Version: "v0.11.2", Package: "github.com/docker/buildx/cmd/buildx",
+		Module:  &Module{Name: "buildx-v0.11.2", Require: []string{"github.com/docker/buildx v0.11.2"}},
+		LDFlags: "-X github.com/docker/buildx/version.Version=v0.11.2", KindImage: true},
 	{Name: "kwok", Version: "v0.7.0", Package: "sigs.k8s.io/kwok/cmd/kwok",
 		Module:  &Module{Name: "kwok-v0.7.0", Require: []string{"sigs.k8s.io/kwok v0.7.0"}},
 		LDFlags: "-X sigs.k8s.io/kwok/pkg/consts.Version=v0.7.0"},

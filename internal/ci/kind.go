@@ -1,0 +1,223 @@
+package ci
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/alt-platform/orchestration/internal/config"
+	"github.com/alt-platform/orchestration/internal/contract"
+	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/report"
+	"github.com/alt-platform/orchestration/internal/standin"
+)
+
+// KindName is the kind cluster of ci's kind stage unless ALT_KIND_NAME
+// names another; it is deleted at the end, pass or fail.
+const KindName = "alt-ci"
+
+// RunKind runs the kind stage alone (kind:ci), with its report.
+func RunKind(ctx context.Context, o Options) error {
+	g := &gate{o: o}
+	g.stage("kind")
+	g.kindStage(ctx)
+	return g.finish(nil, nil)
+}
+
+// kindStage runs the whole kind path for real on a copy of the platform,
+// with stand-in sources (no Alt code runs): kind:create, dev (every layer
+// Ready on a real kubelet), a request through localhost to nginx-external
+// for each route, dev again (every layer unchanged), a stand-in told to
+// crash (dev fails naming the pod, its last state and the probe failure),
+// kind:reset, and kind:delete at the end whatever happened. Where no
+// Docker daemon answers it is skipped, and says why.
+func (g *gate) kindStage(ctx context.Context) {
+	if !config.DockerAnswers() {
+		g.cases = append(g.cases, report.Case{Suite: "kind", Name: "kind stage",
+			Skipped: "no Docker daemon answers (DOCKER_HOST or /var/run/docker.sock): kind needs one"})
+		return
+	}
+	dir := filepath.Join(g.o.Repo, Dir, "kind-platform")
+	tree := filepath.Join(g.o.Repo, Dir, "standins", "alt")
+	name := os.Getenv("ALT_KIND_NAME")
+	if name == "" {
+		name = KindName
+	}
+	env := append(os.Environ(), "ALT_CLUSTER=kind", "ALT_PROFILE=dev", "ALT_SRC="+tree,
+		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1",
+		// No chart repository answers offline: cert-manager (a remote chart) is off.
+		"ALT_CERT_MANAGER=off")
+	target := func(timeout time.Duration, extra []string, args ...string) (string, error) {
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		cmd := exec.CommandContext(tctx, g.o.Self, args...)
+		cmd.Dir = dir
+		cmd.Env = append(env, extra...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return string(out), fmt.Errorf("%s %s: %w\n%s", filepath.Base(g.o.Self), strings.Join(args, " "), err, tail(string(out), 80))
+		}
+		return string(out), nil
+	}
+	if err := g.add("kind", "stand-in sources ("+standin.Banner+") and a copy of the platform", func() error {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		if err := engine.CopyPlatform(g.o.Repo, dir); err != nil {
+			return err
+		}
+		_, err := standin.Generate(ctx, g.o.Runner, g.o.Repo, tree, standin.TreeOptions{})
+		return err
+	}); err != nil {
+		return
+	}
+	defer g.add("kind", "kind:delete (the cluster "+name+" and its registry, pass or fail)", func() error {
+		_, err := target(5*time.Minute, nil, "kind:delete")
+		return err
+	})
+	if err := g.add("kind", "kind:create (cluster "+name+")", func() error {
+		_, err := target(60*time.Minute, nil, "kind:create")
+		return err
+	}); err != nil {
+		return
+	}
+	for _, pass := range []struct {
+		name string
+		want engine.Action
+	}{{"dev with stand-ins: every layer Ready on a real kubelet", engine.Deployed}, {"dev again: every layer unchanged", engine.Unchanged}} {
+		if err := g.devPass(dir, pass.name, pass.want, func() error {
+			_, err := target(60*time.Minute, nil, "dev")
+			return err
+		}); err != nil {
+			return
+		}
+		if pass.want == engine.Deployed {
+			g.add("kind", "routes: a request through localhost to nginx-external reaches the right service", func() error {
+				return checkRoutes(ctx, g.o.Repo)
+			})
+		}
+	}
+	g.add("kind", "a stand-in told to crash fails dev with a diagnosis (pod, last state, probe failure)", func() error {
+		if _, err := standin.Generate(ctx, g.o.Runner, g.o.Repo, tree, standin.TreeOptions{Crash: []string{"alt-backend"}}); err != nil {
+			return err
+		}
+		defer standin.Generate(context.WithoutCancel(ctx), g.o.Runner, g.o.Repo, tree, standin.TreeOptions{})
+		out, err := target(15*time.Minute, []string{"ALT_LAYER_TIMEOUT=2m"}, "dev")
+		if err == nil {
+			return errors.New("dev passed with alt-backend's stand-in told to crash")
+		}
+		return diagnosed(out)
+	})
+	g.add("kind", "kind:reset", func() error {
+		_, err := target(30*time.Minute, nil, "kind:reset")
+		return err
+	})
+}
+
+// diagnosed checks that a failed run's output names the crashing pod, its
+// container's last state and the failing probe.
+func diagnosed(out string) error {
+	var missing []string
+	for what, want := range map[string]string{
+		"the pod":                    "pod alt-backend-",
+		"its container's last state": "last state: terminated",
+		"the exit status":            "exit 3",
+		"the probe failure event":    "probe failed",
+	} {
+		if !strings.Contains(out, want) {
+			missing = append(missing, fmt.Sprintf("%s (%q)", what, want))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("dev failed, but its diagnosis does not name %s:\n%s", strings.Join(missing, ", "), tail(out, 60))
+	}
+	return nil
+}
+
+// devPass runs one dev and records every layer's result as its own case.
+func (g *gate) devPass(dir, name string, want engine.Action, run func() error) error {
+	var results []engine.Result
+	err := g.add("kind", name, func() error {
+		err := run()
+		results, _ = engine.ReadResults(dir)
+		if err != nil {
+			return err
+		}
+		var wrong []string
+		for _, r := range results {
+			if r.Action != want {
+				wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("want every layer %s, got: %s", want, strings.Join(wrong, ", "))
+		}
+		return nil
+	})
+	for _, r := range results {
+		c := report.Case{Suite: "kind: " + name, Name: r.Layer, Duration: r.Duration}
+		switch r.Action {
+		case engine.Failed:
+			c.Failure = r.Detail
+		case engine.NotStarted:
+			c.Skipped = "not started: a layer it needs failed"
+		}
+		g.cases = append(g.cases, c)
+	}
+	return err
+}
+
+// checkRoutes sends, for each route of the contract, a request through
+// localhost to nginx-external and reads the stand-in's echo: the service
+// that answered and the path it saw.
+func checkRoutes(ctx context.Context, repo string) error {
+	c, err := contract.Load(repo)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	get := func(path string) (int, []byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:80"+path, nil)
+		if err != nil {
+			return 0, nil, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return resp.StatusCode, b, err
+	}
+	var errs []error
+	if code, body, err := get(c.EntryHealth.Path); err != nil || code != 200 {
+		errs = append(errs, fmt.Errorf("%s: HTTP %d %v %s", c.EntryHealth.Path, code, err, body))
+	}
+	for _, r := range c.Routes {
+		probe := "ci-route-probe/x"
+		code, body, err := get(r.Path + probe)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("route %s: %w", r.Path, err))
+			continue
+		}
+		var e standin.Echo
+		if err := json.Unmarshal(body, &e); err != nil {
+			errs = append(errs, fmt.Errorf("route %s: HTTP %d, not a stand-in's echo: %s", r.Path, code, tail(string(body), 5)))
+			continue
+		}
+		want := r.Release
+		if e.Standin != want || e.Path != r.To+probe || e.Port != r.Port {
+			errs = append(errs, fmt.Errorf("route %s: answered by %s on port %d with path %s; want %s on port %d with path %s",
+				r.Path, e.Standin, e.Port, e.Path, want, r.Port, r.To+probe))
+		}
+	}
+	return errors.Join(errs...)
+}
