@@ -208,38 +208,51 @@ func (g *gate) deploy(ctx context.Context) {
 		name string
 		want engine.Action
 	}{{"all from empty", engine.Deployed}, {"all again: every layer unchanged", engine.Unchanged}} {
-		var results []engine.Result
-		g.add("deploy", pass.name, func() error {
+		g.layerPass("deploy", dir, pass.name, pass.want, func() error {
 			cmd := exec.CommandContext(ctx, g.o.Self, "all")
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "ALT_CLUSTER=sim", "ALT_PROFILE=dev")
-			out, err := cmd.CombinedOutput()
-			results, _ = engine.ReadResults(dir)
-			if err != nil {
+			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%w\n%s", err, tail(string(out), 60))
-			}
-			var wrong []string
-			for _, r := range results {
-				if r.Action != pass.want {
-					wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
-				}
-			}
-			if len(wrong) > 0 {
-				return fmt.Errorf("want every layer %s, got: %s", pass.want, strings.Join(wrong, ", "))
 			}
 			return nil
 		})
-		for _, r := range results {
-			c := report.Case{Suite: "deploy: " + pass.name, Name: r.Layer, Duration: r.Duration}
-			switch r.Action {
-			case engine.Failed:
-				c.Failure = r.Detail
-			case engine.NotStarted:
-				c.Skipped = "not started: a layer it needs failed"
-			}
-			g.cases = append(g.cases, c)
-		}
 	}
+}
+
+// layerPass runs one deploy of every layer (run) in the platform copy dir
+// as the check name of stage, which fails unless every layer ended as
+// want, and records each layer's result as its own case.
+func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func() error) error {
+	var results []engine.Result
+	err := g.add(stage, name, func() error {
+		err := run()
+		results, _ = engine.ReadResults(dir)
+		if err != nil {
+			return err
+		}
+		var wrong []string
+		for _, r := range results {
+			if r.Action != want {
+				wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
+			}
+		}
+		if len(wrong) > 0 {
+			return fmt.Errorf("want every layer %s, got: %s", want, strings.Join(wrong, ", "))
+		}
+		return nil
+	})
+	for _, r := range results {
+		c := report.Case{Suite: stage + ": " + name, Name: r.Layer, Duration: r.Duration}
+		switch r.Action {
+		case engine.Failed:
+			c.Failure = r.Detail
+		case engine.NotStarted:
+			c.Skipped = "not started: a layer it needs failed"
+		}
+		g.cases = append(g.cases, c)
+	}
+	return err
 }
 
 // finish writes the reports and prints the table of checks.

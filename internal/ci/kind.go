@@ -93,7 +93,7 @@ func (g *gate) kindStage(ctx context.Context) {
 		name string
 		want engine.Action
 	}{{"dev with stand-ins: every layer Ready on a real kubelet", engine.Deployed}, {"dev again: every layer unchanged", engine.Unchanged}} {
-		if err := g.devPass(dir, pass.name, pass.want, func() error {
+		if err := g.layerPass("kind", dir, pass.name, pass.want, func() error {
 			_, err := target(60*time.Minute, nil, "dev")
 			return err
 		}); err != nil {
@@ -140,39 +140,6 @@ func diagnosed(out string) error {
 		return fmt.Errorf("dev failed, but its diagnosis does not name %s:\n%s", strings.Join(missing, ", "), tail(out, 60))
 	}
 	return nil
-}
-
-// devPass runs one dev and records every layer's result as its own case.
-func (g *gate) devPass(dir, name string, want engine.Action, run func() error) error {
-	var results []engine.Result
-	err := g.add("kind", name, func() error {
-		err := run()
-		results, _ = engine.ReadResults(dir)
-		if err != nil {
-			return err
-		}
-		var wrong []string
-		for _, r := range results {
-			if r.Action != want {
-				wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
-			}
-		}
-		if len(wrong) > 0 {
-			return fmt.Errorf("want every layer %s, got: %s", want, strings.Join(wrong, ", "))
-		}
-		return nil
-	})
-	for _, r := range results {
-		c := report.Case{Suite: "kind: " + name, Name: r.Layer, Duration: r.Duration}
-		switch r.Action {
-		case engine.Failed:
-			c.Failure = r.Detail
-		case engine.NotStarted:
-			c.Skipped = "not started: a layer it needs failed"
-		}
-		g.cases = append(g.cases, c)
-	}
-	return err
 }
 
 // checkRoutes sends, for each route of the contract, a request through
