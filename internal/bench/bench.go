@@ -212,6 +212,9 @@ func Markdown(results []Result) string {
 		for _, l := range r.Layers {
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", l.Layer, l.Action, ui.Round(l.Started), ui.Round(l.Duration), engine.Timings(l.Steps))
 		}
+		if g := engine.Gantt(r.Case, r.Layers); g != "" {
+			fmt.Fprintf(&b, "\n```mermaid\n%s```\n", g)
+		}
 	}
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		fmt.Fprintf(&b, "\nLoad average at the end (1, 5, 15 min): %s\n", strings.Join(strings.Fields(string(load))[:3], ", "))

@@ -46,6 +46,7 @@ type Options struct {
 type gate struct {
 	o     Options
 	cases []report.Case
+	cold  []engine.Result // the layers of the sim deploy from empty, for the timeline
 }
 
 // Run runs every stage and returns an error naming every failed check.
@@ -242,6 +243,9 @@ func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func()
 		}
 		return nil
 	})
+	if stage == "deploy" && want == engine.Deployed {
+		g.cold = results
+	}
 	for _, r := range results {
 		c := report.Case{Suite: stage + ": " + name, Name: r.Layer, Duration: r.Duration}
 		switch r.Action {
@@ -292,7 +296,7 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 		}
 		f, err := os.OpenFile(g.o.Summary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err == nil {
-			_, err = f.WriteString(report.Summary(g.cases, mermaid))
+			_, err = f.WriteString(report.Summary(g.cases, mermaid, engine.Gantt("all from empty (sim)", g.cold)))
 			f.Close()
 		}
 		errs = append(errs, err)

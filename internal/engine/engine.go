@@ -329,6 +329,12 @@ func PrintSummary(results []Result) {
 		rows = append(rows, []string{r.Layer, string(r.Action), d, Timings(r.Steps), oneLine(r.Detail)})
 	}
 	ui.Table([]string{"LAYER", "ACTION", "TIME", "STEPS", "DETAIL"}, rows)
+	if tl := Timeline(results, 40); len(tl) > 0 {
+		ui.Info("")
+		for _, l := range tl {
+			ui.Info("%s", l)
+		}
+	}
 }
 
 // skaffoldReason is the last error Skaffold or Helm printed, on one line

@@ -90,7 +90,7 @@ func seconds(d time.Duration) string { return fmt.Sprintf("%.3f", d.Seconds()) }
 
 // Summary is the Markdown of a GitHub Actions step summary: one table per
 // suite and the layer graph.
-func Summary(cases []Case, mermaid string) string {
+func Summary(cases []Case, mermaid, gantt string) string {
 	var b strings.Builder
 	b.WriteString("## mage ci\n\n")
 	suite := ""
@@ -111,6 +111,9 @@ func Summary(cases []Case, mermaid string) string {
 	}
 	if mermaid != "" {
 		fmt.Fprintf(&b, "\n### Layer graph\n\n```mermaid\n%s```\n", mermaid)
+	}
+	if gantt != "" {
+		fmt.Fprintf(&b, "\n### Timeline of the cold deploy\n\n```mermaid\n%s```\n", gantt)
 	}
 	return b.String()
 }

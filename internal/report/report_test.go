@@ -34,8 +34,9 @@ func TestJUnit(t *testing.T) {
 }
 
 func TestSummary(t *testing.T) {
-	s := Summary([]Case{{Suite: "static", Name: "lint", Failure: "a|b\nc"}}, "flowchart LR\n  a --> b\n")
-	for _, want := range []string{"### static", "| ❌ | lint | 0.0s | a\\|b |", "```mermaid\nflowchart LR\n  a --> b\n```"} {
+	s := Summary([]Case{{Suite: "static", Name: "lint", Failure: "a|b\nc"}}, "flowchart LR\n  a --> b\n", "gantt\n  title t\n")
+	for _, want := range []string{"### static", "| ❌ | lint | 0.0s | a\\|b |", "```mermaid\nflowchart LR\n  a --> b\n```",
+		"### Timeline of the cold deploy\n\n```mermaid\ngantt\n  title t\n```"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
