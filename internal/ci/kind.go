@@ -164,6 +164,11 @@ func checkRoutes(ctx context.Context, repo string) error {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return resp.StatusCode, b, err
 	}
+	// A Service's ready endpoints reach the node's kube-proxy rules a moment
+	// after its pods are Ready, so the check may see nginx answer 502 (its
+	// upstream refused) or a refused connection for a few seconds after dev:
+	// those are asked again for up to 30 s; any other answer is final.
+	get = retryGateway(get, 30*time.Second)
 	var errs []error
 	if code, body, err := get(c.EntryHealth.Path); err != nil || code != 200 {
 		errs = append(errs, fmt.Errorf("%s: HTTP %d %v %s", c.EntryHealth.Path, code, err, body))
@@ -187,4 +192,20 @@ func checkRoutes(ctx context.Context, repo string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// retryGateway asks again, once a second until patience runs out, while the
+// answer is a connection error or a gateway status (502, 503, 504).
+func retryGateway(get func(string) (int, []byte, error), patience time.Duration) func(string) (int, []byte, error) {
+	return func(path string) (int, []byte, error) {
+		deadline := time.Now().Add(patience)
+		for {
+			code, body, err := get(path)
+			gateway := err != nil || code == http.StatusBadGateway || code == http.StatusServiceUnavailable || code == http.StatusGatewayTimeout
+			if !gateway || time.Now().After(deadline) {
+				return code, body, err
+			}
+			time.Sleep(time.Second)
+		}
+	}
 }

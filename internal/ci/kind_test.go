@@ -1,8 +1,10 @@
 package ci
 
 import (
+	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The crash test passes only when the diagnosis names the pod, its last
@@ -23,5 +25,32 @@ func TestDiagnosed(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want %q named in: %v", want, err)
 		}
+	}
+}
+
+// A gateway answer (502) is asked again until the upstream answers; other
+// answers are final at once; patience ends the retries.
+func TestRetryGateway(t *testing.T) {
+	calls := 0
+	get := func(string) (int, []byte, error) {
+		calls++
+		if calls < 3 {
+			return 502, []byte("bad gateway"), nil
+		}
+		return 200, []byte("ok"), nil
+	}
+	if code, body, err := retryGateway(get, 10*time.Second)("/x"); code != 200 || string(body) != "ok" || err != nil || calls != 3 {
+		t.Errorf("after two 502s: %d %q %v, %d calls", code, body, err, calls)
+	}
+	calls = 0
+	notFound := func(string) (int, []byte, error) { calls++; return 404, nil, nil }
+	if code, _, _ := retryGateway(notFound, 10*time.Second)("/x"); code != 404 || calls != 1 {
+		t.Errorf("a 404 was asked again: %d, %d calls", code, calls)
+	}
+	calls = 0
+	down := func(string) (int, []byte, error) { calls++; return 0, nil, errors.New("connection refused") }
+	start := time.Now()
+	if _, _, err := retryGateway(down, 1500*time.Millisecond)("/x"); err == nil || calls < 2 || time.Since(start) > 5*time.Second {
+		t.Errorf("a refused connection: %v after %d calls in %s", err, calls, time.Since(start))
 	}
 }
