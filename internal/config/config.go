@@ -160,14 +160,20 @@ func Load(env Env, docker Docker) (*Config, error) {
 	} else {
 		c.KindRegistryPort = p
 	}
-	kindRecreate := get("ALT_KIND_RECREATE", "", "1: delete and recreate a kind cluster (or its registry) whose configuration has drifted; unset: report the drift and stop")
-	switch kindRecreate.Value {
-	case "", "0", "false":
-	case "1", "true":
-		c.KindRecreate = true
-	default:
-		errs = append(errs, fmt.Errorf("ALT_KIND_RECREATE=%q: expected 1 or 0", kindRecreate.Value))
+	// flag is a yes/no setting: 1 or true, else 0, false or unset.
+	flag := func(name, help string) (Setting, bool) {
+		st := get(name, "", help)
+		switch st.Value {
+		case "", "0", "false":
+			return st, false
+		case "1", "true":
+			return st, true
+		default:
+			errs = append(errs, fmt.Errorf("%s=%q: expected 1 or 0", name, st.Value))
+			return st, false
+		}
 	}
+	kindRecreate, kindRecreateOn := flag("ALT_KIND_RECREATE", "1: delete and recreate a kind cluster (or its registry) whose configuration has drifted; unset: report the drift and stop")
 	kindOffline := get("ALT_KIND_OFFLINE", "auto", "the kind cluster's images: 1 (the ones kind:image builds here, no registry needed), 0 (the pinned public images), auto (1 when Docker Hub does not answer)")
 	switch kindOffline.Value {
 	case "auto":
@@ -179,14 +185,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("ALT_KIND_OFFLINE=%q: expected 1, 0 or auto", kindOffline.Value))
 	}
-	otherProfile := get("ALT_OTHER_PROFILE", "", "1: deploy ALT_PROFILE to a cluster whose first deploy bound it to another profile, and bind it to ALT_PROFILE; unset: refuse, naming both")
-	switch otherProfile.Value {
-	case "", "0", "false":
-	case "1", "true":
-		c.OtherProfile = true
-	default:
-		errs = append(errs, fmt.Errorf("ALT_OTHER_PROFILE=%q: expected 1 or 0", otherProfile.Value))
-	}
+	otherProfile, otherProfileOn := flag("ALT_OTHER_PROFILE", "1: deploy ALT_PROFILE to a cluster whose first deploy bound it to another profile, and bind it to ALT_PROFILE; unset: refuse, naming both")
 	standinCrash := get("ALT_STANDIN_CRASH", "", "releases (comma-separated) whose stand-in kind:standins builds to crash: its health answers 503, then it exits 3")
 	for _, r := range strings.Split(standinCrash.Value, ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -205,6 +204,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
+	c.KindRecreate, c.OtherProfile = kindRecreateOn, otherProfileOn
 	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
