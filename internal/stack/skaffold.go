@@ -63,6 +63,9 @@ type helmRelease struct {
 	SetValues         map[string]any    `json:"setValues"`
 	SetValueTemplates map[string]string `json:"setValueTemplates"`
 	CreateNamespace   *bool             `json:"createNamespace"`
+	// SkipBuildDependencies false makes Skaffold run `helm dependency
+	// build` on the chart before each install.
+	SkipBuildDependencies *bool `json:"skipBuildDependencies"`
 }
 
 type hookItem struct {

@@ -80,6 +80,10 @@ type Release struct {
 	// CreateNamespace is true when the release asks Helm to create its
 	// namespace, which this platform forbids (01-foundation owns them).
 	CreateNamespace bool
+	// BuildsDependencies is true when Skaffold would run `helm dependency
+	// build` on the chart before installing it (skipBuildDependencies not
+	// true).
+	BuildsDependencies bool
 }
 
 // Hook is one host command run before or after a layer's deploy.
@@ -264,7 +268,8 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 	if deploy != nil && deploy.Helm != nil {
 		for _, r := range deploy.Helm.Releases {
 			rel := Release{Name: r.Name, Namespace: r.Namespace, Version: r.Version, Templates: r.SetValueTemplates,
-				CreateNamespace: r.CreateNamespace != nil && *r.CreateNamespace}
+				CreateNamespace:    r.CreateNamespace != nil && *r.CreateNamespace,
+				BuildsDependencies: r.SkipBuildDependencies == nil || !*r.SkipBuildDependencies}
 			if r.RemoteChart != "" {
 				rel.Chart, rel.Remote = r.RemoteChart, true
 			} else if r.ChartPath != "" {

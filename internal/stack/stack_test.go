@@ -24,6 +24,7 @@ deploy:
     releases:
       - name: base
         chartPath: ../../charts/base
+        skipBuildDependencies: true
         namespace: alt-base
         valuesFiles: [values/base.yaml]
 profiles:
@@ -47,6 +48,7 @@ deploy:
       - &app
         name: app
         chartPath: ../../charts/base
+        skipBuildDependencies: true
         namespace: alt-app
         setValueTemplates:
           image.repository: "{{.IMAGE_REPO_app_server}}"
@@ -182,6 +184,15 @@ func TestBrokenRepos(t *testing.T) {
 		{name: "missing chart",
 			change: map[string]string{"charts/base/Chart.yaml": ""},
 			want:   []string{"skaffold/01-base/skaffold.yaml: profiles[dev].deploy.helm.releases[base].chartPath: charts/base has no Chart.yaml"}},
+		{name: "Skaffold builds a chart's dependencies",
+			change: map[string]string{"skaffold/01-base/skaffold.yaml": strings.Replace(goodRepo["skaffold/01-base/skaffold.yaml"], "        skipBuildDependencies: true\n", "", 1)},
+			want:   []string{"skaffold/01-base/skaffold.yaml: profiles[dev].deploy.helm.releases[base].skipBuildDependencies: not true; Skaffold would run `helm dependency build` in charts/base at every deploy"}},
+		{name: "chart dependency from a chart repository",
+			change: map[string]string{"charts/base/Chart.yaml": "apiVersion: v2\nname: base\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 2.x\n    repository: https://charts.bitnami.com/bitnami\n"},
+			want:   []string{`skaffold/01-base/skaffold.yaml: profiles[dev].deploy.helm.releases[base].chartPath: charts/base/Chart.yaml: dependencies[0] (common): repository "https://charts.bitnami.com/bitnami": only a local chart (file://../<chart>) can be used offline`}},
+		{name: "local chart dependency that does not exist",
+			change: map[string]string{"charts/base/Chart.yaml": "apiVersion: v2\nname: base\nversion: 0.1.0\ndependencies:\n  - name: common\n    version: 0.1.0\n    repository: file://../common\n"},
+			want:   []string{"skaffold/01-base/skaffold.yaml: profiles[dev].deploy.helm.releases[base].chartPath: charts/base/Chart.yaml: dependencies[0] (common): repository file://../common: open"}},
 		{name: "missing values file",
 			change: map[string]string{"skaffold/02-app/values/app-prod.yaml": ""},
 			want:   []string{"skaffold/02-app/skaffold.yaml: profiles[prod].deploy.helm.releases[app].valuesFiles[0]: skaffold/02-app/values/app-prod.yaml does not exist"}},

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/alt-platform/orchestration/internal/charts"
 )
 
 // Problem is one thing wrong with the Skaffold files, located by file and
@@ -163,6 +165,13 @@ func validateView(repo string, v *View) Problems {
 			add(field+".version", "empty; a remoteChart is pinned to an exact version")
 		case !r.Remote && !exists(filepath.Join(r.Chart, "Chart.yaml")):
 			add(field+".chartPath", "%s has no Chart.yaml", r.Chart)
+		case !r.Remote:
+			if _, err := charts.Deps(repo, r.Chart); err != nil {
+				add(field+".chartPath", "%v", err)
+			}
+			if r.BuildsDependencies {
+				add(field+".skipBuildDependencies", "not true; Skaffold would run `helm dependency build` in %s at every deploy, rewriting the vendored library and Chart.lock while other layers read them; the engine vendors each chart's local dependencies (charts/common) before any helm or skaffold run", r.Chart)
+			}
 		}
 		for i, f := range r.ValuesFiles {
 			if !exists(f) {
