@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/check"
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
@@ -80,6 +81,9 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 
 	s, err := stack.Load(theirs)
 	if err != nil {
+		return nil, err
+	}
+	if err := charts.Vendor(theirs); err != nil {
 		return nil, err
 	}
 	artifacts := filepath.Join(work, "build-artifacts.json")
@@ -152,6 +156,9 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 	}
 	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
 	if err != nil {
+		return Result{}, err
+	}
+	if err := charts.Vendor(repo); err != nil {
 		return Result{}, err
 	}
 	r := &run.Runner{Dir: repo, Env: tc.Env("")}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -62,13 +62,12 @@ func renderKey(t *testing.T, s *stack.Stack, profile string) string {
 			fmt.Fprintf(h, "%s|%s|%s|%s|%v\n", l.Name, r.Name, r.Namespace, r.Chart, tmpl)
 			files := slices_(r.ValuesFiles)
 			if !r.Remote {
-				filepath.WalkDir(filepath.Join(s.Repo, r.Chart), func(p string, d fs.DirEntry, err error) error {
-					if err == nil && !d.IsDir() {
-						rel, _ := filepath.Rel(s.Repo, p)
-						files = append(files, rel)
-					}
-					return nil
-				})
+				// The chart's files and its library's (charts/common).
+				fs, err := charts.Files(s.Repo, r.Chart)
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, fs...)
 			}
 			for _, f := range files {
 				b, _ := os.ReadFile(filepath.Join(s.Repo, f))
@@ -262,6 +261,10 @@ func TestDeployed(t *testing.T) {
 	wantErr(t, Deployed(loadStack(t, fixture(t))))
 	repo := fixture(t, edit{"charts/old-frontend/Chart.yaml", "", "apiVersion: v2\nname: old-frontend\nversion: 0.1.0\n"})
 	wantErr(t, Deployed(loadStack(t, repo)), "charts/old-frontend/Chart.yaml: no release of any layer deploys this chart in any profile")
+	// A library chart is deployed through the charts that depend on it.
+	lib := edit{"charts/lib/Chart.yaml", "", "apiVersion: v2\nname: lib\ntype: library\nversion: 0.1.0\n"}
+	wantErr(t, Deployed(loadStack(t, fixture(t, lib))), "charts/lib/Chart.yaml: no deployed chart depends on this library chart")
+	wantErr(t, Deployed(loadStack(t, fixture(t, lib, edit{"charts/app/Chart.yaml", "", "dependencies:\n  - name: lib\n    version: 0.1.0\n    repository: file://../lib\n"}))))
 }
 
 func TestCommitted(t *testing.T) {

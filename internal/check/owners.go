@@ -3,12 +3,14 @@ package check
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -53,7 +55,8 @@ func Owners(objs []*Object) error {
 
 // Deployed checks that every chart under charts/ is deployed (DESIGN.md,
 // lesson 10: what is in the repository is deployed and tested): it is the
-// chart of a release of some layer in some profile.
+// chart of a release of some layer in some profile, or a library chart such
+// a chart depends on.
 func Deployed(s *stack.Stack) error {
 	used := map[string]bool{}
 	for _, l := range s.Layers {
@@ -74,11 +77,23 @@ func Deployed(s *stack.Stack) error {
 			}
 		}
 	}
+	// A library chart (charts/common) is deployed through the charts that
+	// depend on it.
+	var ps Problems
+	for chart := range maps.Clone(used) {
+		deps, err := charts.Deps(s.Repo, chart)
+		if err != nil {
+			ps = append(ps, Problem{File: chart + "/Chart.yaml", Msg: err.Error()})
+			continue
+		}
+		for _, d := range deps {
+			used[d.Path] = true
+		}
+	}
 	entries, err := os.ReadDir(filepath.Join(s.Repo, "charts"))
 	if err != nil {
 		return fmt.Errorf("charts: %w", err)
 	}
-	var ps Problems
 	for _, e := range entries {
 		chart := "charts/" + e.Name()
 		if !e.IsDir() || used[chart] {
@@ -87,7 +102,11 @@ func Deployed(s *stack.Stack) error {
 		if _, err := os.Stat(filepath.Join(s.Repo, chart, "Chart.yaml")); err != nil {
 			continue
 		}
-		ps = append(ps, Problem{File: chart + "/Chart.yaml", Msg: "no release of any layer deploys this chart in any profile: dead weight; deploy it (a release in skaffold/) or delete it"})
+		msg := "no release of any layer deploys this chart in any profile: dead weight; deploy it (a release in skaffold/) or delete it"
+		if charts.IsLibrary(s.Repo, chart) {
+			msg = "no deployed chart depends on this library chart (dependencies in its Chart.yaml): dead weight; use it or delete it"
+		}
+		ps = append(ps, Problem{File: chart + "/Chart.yaml", Msg: msg})
 	}
 	return ps.Err()
 }
@@ -118,7 +137,16 @@ func Committed(ctx context.Context, r *run.Runner, s *stack.Stack) (*Note, error
 					add(f)
 				}
 				if !rel.Remote {
-					add(rel.Chart)
+					// The chart's files and its library's, not the
+					// git-ignored copy of the library vendored into it.
+					fs, err := charts.Files(s.Repo, rel.Chart)
+					if err != nil {
+						add(rel.Chart)
+						continue
+					}
+					for _, f := range fs {
+						add(f)
+					}
 				}
 			}
 		}

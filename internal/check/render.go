@@ -14,6 +14,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -183,6 +184,9 @@ type helmJob struct {
 //
 // The error lists every release that failed to render, with Helm's output.
 func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profileNames ...string) ([]Rendered, error) {
+	if err := charts.Vendor(s.Repo); err != nil {
+		return nil, err
+	}
 	var out []Rendered
 	jobs := map[string]*helmJob{}
 	var order []string

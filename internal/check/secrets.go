@@ -11,6 +11,8 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/alt-platform/orchestration/internal/charts"
 )
 
 // Secrets checks that no secret value is committed:
@@ -272,6 +274,13 @@ var (
 func withIncludes(repo, chart, text string) string {
 	defs := map[string]string{}
 	tpls, _ := filepath.Glob(filepath.Join(repo, chart, "templates", "*.tpl"))
+	// The helpers of its local dependencies too (charts/common's Secret
+	// generation).
+	deps, _ := charts.Deps(repo, chart)
+	for _, d := range deps {
+		lib, _ := filepath.Glob(filepath.Join(repo, d.Path, "templates", "*.tpl"))
+		tpls = append(tpls, lib...)
+	}
 	for _, f := range tpls {
 		b, err := os.ReadFile(f)
 		if err != nil {

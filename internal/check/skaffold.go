@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
@@ -41,6 +42,9 @@ func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold
 	}
 	for _, img := range s.Images(profile) {
 		builds.Builds = append(builds.Builds, build{img, img + ":" + PlaceholderTag})
+	}
+	if err := charts.Vendor(s.Repo); err != nil {
+		return nil, note, err
 	}
 	b, _ := json.Marshal(builds)
 	f, err := os.CreateTemp("", "alt-build-artifacts-*.json")

@@ -12,12 +12,13 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
 // digestVersion changes when what the digest covers changes, so that every
 // layer is redeployed once after such an upgrade.
-const digestVersion = "2" // 2: the scripts hooks call
+const digestVersion = "3" // 2: the scripts hooks call; 3: the charts' local dependencies (charts/common)
 
 // Inputs are everything that determines what a layer deploys, each named
 // input with the hash of its content. Two runs with equal inputs render the
@@ -58,7 +59,8 @@ func (in Inputs) Changed(old Inputs) []string {
 }
 
 // layerInputs collects the inputs of one layer view: its Skaffold file, the
-// files of every local chart and values file, the scripts its hooks call
+// files of every local chart (with its local dependencies, charts/common:
+// charts.Files; not the archives vendored from them) and values file, the scripts its hooks call
 // (with the library every script sources), remote chart pins, the image
 // tags it receives, the profile, the activated conditional profiles and the
 // tool versions.
@@ -90,8 +92,16 @@ func layerInputs(repo string, v *stack.View, images map[string]string, env map[s
 	for _, r := range v.Releases {
 		if r.Remote {
 			in["chart:"+r.Name] = r.Chart + "@" + r.Version
-		} else if err := addTree(r.Chart); err != nil {
-			return nil, fmt.Errorf("chart %s of release %s: %w", r.Chart, r.Name, err)
+		} else {
+			files, err := charts.Files(repo, r.Chart)
+			if err != nil {
+				return nil, fmt.Errorf("chart %s of release %s: %w", r.Chart, r.Name, err)
+			}
+			for _, f := range files {
+				if err := add(f); err != nil {
+					return nil, err
+				}
+			}
 		}
 		for _, f := range r.ValuesFiles {
 			if err := add(f); err != nil {

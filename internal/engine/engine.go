@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/stack"
@@ -129,6 +130,11 @@ func New(repo string, verbose bool, args []string) (*Engine, error) {
 		}
 	}
 	if err := errors.Join(cfgErr, stackErr, graphErr); err != nil {
+		return nil, err
+	}
+	// Every chart's local dependency (charts/common) in its charts/
+	// folder, where helm and skaffold expect it.
+	if err := charts.Vendor(s.Repo); err != nil {
 		return nil, err
 	}
 	r := &run.Runner{Verbose: verbose}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/ui"
 	"github.com/bitfield/script"
@@ -26,7 +27,11 @@ func (e *Engine) Redeploy(ctx context.Context, layer string) (*Result, error) {
 	defer stop()
 	start := time.Now()
 	res := &Result{Layer: layer}
-	err := e.layer(ctx, layer, res)
+	// A saved charts/common reaches the charts through their vendored copy.
+	err := charts.Vendor(e.Repo)
+	if err == nil {
+		err = e.layer(ctx, layer, res)
+	}
 	res.Duration = time.Since(start)
 	if err != nil {
 		res.Action = Failed
@@ -175,16 +180,14 @@ func (e *Engine) watchedFiles(services []Service) (map[string][]string, error) {
 		if s.Release.Remote {
 			continue
 		}
-		found, err := script.FindFiles(filepath.Join(e.Repo, s.Release.Chart)).Slice()
+		// The chart's files and its library's (charts/common), not the
+		// copy of the library vendored into it.
+		found, err := charts.Files(e.Repo, s.Release.Chart)
 		if err != nil {
 			return nil, fmt.Errorf("chart %s of %s: %w", s.Release.Chart, s.Name, err)
 		}
 		for _, f := range found {
-			rel, err := filepath.Rel(e.Repo, f)
-			if err != nil {
-				return nil, err
-			}
-			add(rel, s.Layer)
+			add(filepath.FromSlash(f), s.Layer)
 		}
 	}
 	return files, nil
