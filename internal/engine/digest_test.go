@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/alt-platform/orchestration/internal/charts"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
@@ -77,5 +78,69 @@ func TestDigestCoversHookScripts(t *testing.T) {
 			t.Errorf("after editing %s: changed inputs %v, digest %s → %s; want a change: %v", c.file, changed, before.Digest(), after.Digest(), c.changes)
 		}
 		before = after
+	}
+}
+
+// TestDigestCoversChartLibrary: every layer whose charts use the library
+// chart (charts/common) gets a new digest when the library changes, and
+// vendoring it into the charts (charts/<x>/charts/common-*.tgz, written
+// by the engine and by `helm dependency build`) changes none.
+func TestDigestCoversChartLibrary(t *testing.T) {
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := CopyPlatform(repo, dir); err != nil {
+		t.Fatal(err)
+	}
+	s, err := stack.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := func() map[string]Inputs {
+		t.Helper()
+		m := map[string]Inputs{}
+		for _, l := range s.Layers {
+			v, err := l.View("dev", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m[l.Name], err = layerInputs(dir, v, nil, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	before := digests()
+	for layer, in := range before {
+		if _, ok := in["file:charts/common/templates/_names.tpl"]; !ok {
+			t.Errorf("the inputs of %s lack charts/common/templates/_names.tpl", layer)
+		}
+	}
+	if err := charts.Vendor(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "charts/service/Chart.lock"), []byte("generated: now\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	vendored := digests()
+	for layer, in := range vendored {
+		if in.Digest() != before[layer].Digest() {
+			t.Errorf("vendoring changed the digest of %s: %v", layer, in.Changed(before[layer]))
+		}
+	}
+	p := filepath.Join(dir, "charts/common/templates/_labels.tpl")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, append(b, "\n{{/* edited */}}\n"...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for layer, in := range digests() {
+		if in.Digest() == before[layer].Digest() || !slices.Equal(in.Changed(before[layer]), []string{"file:charts/common/templates/_labels.tpl"}) {
+			t.Errorf("after editing charts/common/templates/_labels.tpl, %s: changed inputs %v", layer, in.Changed(before[layer]))
+		}
 	}
 }

@@ -1,55 +1,4 @@
 {{/*
-Chart name, truncated to the DNS label limit.
-*/}}
-{{- define "backups.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Fully qualified release name (helm create convention): "backups".
-*/}}
-{{- define "backups.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "backups.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Common labels.
-*/}}
-{{- define "backups.labels" -}}
-helm.sh/chart: {{ include "backups.chart" . }}
-{{ include "backups.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: alt
-{{- end }}
-
-{{/*
-Selector labels. app.kubernetes.io/name is the release name: the foundation
-NetworkPolicies let it reach every database.
-*/}}
-{{- define "backups.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "backups.fullname" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "backups.image" -}}
-{{- printf "%s:%s" .repository .tag }}{{ with .digest }}@{{ . }}{{ end }}
-{{- end }}
-
-{{/*
 Pod spec of a backup or restore run.
 Input: dict root=$ name=<target> target=<target values> mode=backup|restore file=<restore file>.
 */}}
@@ -59,21 +8,17 @@ Input: dict root=$ name=<target> target=<target values> mode=backup|restore file
 {{- $image := index $root.Values.images (eq $t.type "meilisearch" | ternary "kubectl" $t.type) }}
 restartPolicy: Never
 {{- if eq $t.type "meilisearch" }}
-serviceAccountName: {{ include "backups.fullname" $root }}-meilisearch
+serviceAccountName: {{ include "common.fullname" $root }}-meilisearch
 {{- else }}
 automountServiceAccountToken: false
 {{- end }}
 enableServiceLinks: false
+{{- $uid := index $root.Values.runAsUser $t.type }}
 securityContext:
-  runAsNonRoot: true
-  runAsUser: {{ index $root.Values.runAsUser $t.type }}
-  runAsGroup: {{ index $root.Values.runAsUser $t.type }}
-  fsGroup: {{ index $root.Values.runAsUser $t.type }}
-  seccompProfile:
-    type: RuntimeDefault
+  {{- include "common.podSecurityContext" (dict "runAsUser" $uid "runAsGroup" $uid "fsGroup" $uid) | nindent 2 }}
 containers:
   - name: {{ .mode }}
-    image: {{ include "backups.image" $image | quote }}
+    image: {{ include "common.image" $image | quote }}
     imagePullPolicy: {{ $image.pullPolicy }}
     command: ["sh", "/scripts/{{ $t.type }}-{{ .mode }}.sh"]
     env:
@@ -142,7 +87,7 @@ containers:
     resources:
       {{- toYaml $root.Values.resources | nindent 6 }}
     securityContext:
-      {{- toYaml $root.Values.securityContext | nindent 6 }}
+      {{- include "common.securityContext" $root.Values.securityContext | nindent 6 }}
     volumeMounts:
       - name: backups
         mountPath: /backups
@@ -154,10 +99,10 @@ containers:
 volumes:
   - name: backups
     persistentVolumeClaim:
-      claimName: {{ include "backups.fullname" $root }}-{{ .name }}
+      claimName: {{ include "common.fullname" $root }}-{{ .name }}
   - name: scripts
     configMap:
-      name: {{ include "backups.fullname" $root }}-scripts
+      name: {{ include "common.fullname" $root }}-scripts
   - name: tmp
     emptyDir: {}
 {{- end }}

@@ -1,43 +1,4 @@
 {{/*
-Chart name, truncated to the DNS label limit.
-*/}}
-{{- define "foundation.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Fully qualified release name (helm create convention).
-*/}}
-{{- define "foundation.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "foundation.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Common labels. Nothing here selects pods: this chart runs none.
-*/}}
-{{- define "foundation.labels" -}}
-helm.sh/chart: {{ include "foundation.chart" . }}
-app.kubernetes.io/name: {{ include "foundation.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: alt
-{{- end }}
-
-{{/*
 True ("true") when the namespace is a platform namespace (alt-*): those get
 quotas, limit ranges, the shared ConfigMap and default-deny policies.
 */}}

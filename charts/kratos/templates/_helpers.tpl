@@ -1,32 +1,3 @@
-{{- define "kratos.name" -}}
-{{- default .Release.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "kratos.fullname" -}}
-{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "kratos.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "kratos.labels" -}}
-helm.sh/chart: {{ include "kratos.chart" . }}
-{{ include "kratos.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: alt
-{{- end }}
-
-{{- define "kratos.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "kratos.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{- define "kratos.image" -}}
-{{- printf "%s:%s" .Values.image.repository .Values.image.tag }}
-{{- end }}
-
 {{/*
 Database environment: the credentials from the contract's Secret, then the
 DSN assembled from them with $(VAR) expansion (no value in git).

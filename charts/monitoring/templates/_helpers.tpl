@@ -1,64 +1,9 @@
-{{/*
-Chart name, truncated to the DNS label limit.
-*/}}
-{{- define "monitoring.name" -}}
-{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Fully qualified release name (helm create convention): "monitoring".
-*/}}
-{{- define "monitoring.fullname" -}}
-{{- if .Values.fullnameOverride }}
-{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- $name := default .Chart.Name .Values.nameOverride }}
-{{- if contains $name .Release.Name }}
-{{- .Release.Name | trunc 63 | trimSuffix "-" }}
-{{- else }}
-{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
-{{- end }}
-{{- end }}
-{{- end }}
-
-{{- define "monitoring.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Common labels.
-*/}}
-{{- define "monitoring.labels" -}}
-helm.sh/chart: {{ include "monitoring.chart" . }}
-{{ include "monitoring.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: alt
-{{- end }}
-
-{{/*
-Selector labels. app.kubernetes.io/name is the release name (contract);
-each workload adds app.kubernetes.io/component (prometheus, grafana), which
-the foundation NetworkPolicies also select on.
-*/}}
-{{- define "monitoring.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "monitoring.fullname" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
 {{- define "monitoring.prometheus.fullname" -}}
-{{- printf "%s-prometheus" (include "monitoring.fullname" .) }}
+{{- printf "%s-prometheus" (include "common.fullname" .) }}
 {{- end }}
 
 {{- define "monitoring.grafana.fullname" -}}
-{{- printf "%s-grafana" (include "monitoring.fullname" .) }}
-{{- end }}
-
-{{/*
-Third-party image reference: repository:tag, plus @digest when pinned.
-*/}}
-{{- define "monitoring.image" -}}
-{{- printf "%s:%s" .repository .tag }}{{ with .digest }}@{{ . }}{{ end }}
+{{- printf "%s-grafana" (include "common.fullname" .) }}
 {{- end }}
 
 {{/*

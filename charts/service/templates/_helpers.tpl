@@ -1,50 +1,4 @@
 {{/*
-Name of the app: the release name unless overridden (the contract's
-app.kubernetes.io/name is the release name).
-*/}}
-{{- define "service.name" -}}
-{{- default .Release.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Name of every object: the release name unless overridden.
-*/}}
-{{- define "service.fullname" -}}
-{{- default .Release.Name .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{- define "service.chart" -}}
-{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- end }}
-
-{{/*
-Common labels (never used as selectors).
-*/}}
-{{- define "service.labels" -}}
-helm.sh/chart: {{ include "service.chart" . }}
-{{ include "service.selectorLabels" . }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: alt
-{{- end }}
-
-{{/*
-Selector labels.
-*/}}
-{{- define "service.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "service.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-{{- end }}
-
-{{/*
-Image reference; repository and tag are injected by Skaffold and required.
-*/}}
-{{- define "service.image" -}}
-{{- $repo := required (printf "image.repository is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.repository -}}
-{{- $tag := required (printf "image.tag is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.tag -}}
-{{- printf "%s:%s" $repo $tag }}
-{{- end }}
-
-{{/*
 Environment: secretEnv first (so env values can use $(NAME)), then env,
 then the egress proxy settings.
 */}}
@@ -139,8 +93,8 @@ alt-platform.io/no-probes: {{ .Values.probes.noneBecause | quote }}
 The container spec shared by both modes (without probes).
 */}}
 {{- define "service.container" -}}
-name: {{ include "service.name" . }}
-image: {{ include "service.image" . }}
+name: {{ include "common.name" . }}
+image: {{ include "common.injectedImage" . }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 {{- with .Values.command }}
 command:
@@ -169,7 +123,7 @@ ports:
 resources:
   {{- required "resources are required on every container" .Values.resources | toYaml | nindent 2 }}
 securityContext:
-  {{- toYaml .Values.securityContext | nindent 2 }}
+  {{- include "common.securityContext" .Values.securityContext | nindent 2 }}
 {{- $mounts := include "service.volumeMounts" . | trim }}
 {{- if $mounts }}
 volumeMounts:
@@ -187,7 +141,7 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+  {{- include "common.podSecurityContext" .Values.podSecurityContext | nindent 2 }}
 terminationGracePeriodSeconds: {{ .Values.terminationGracePeriodSeconds }}
 {{- with .Values.nodeSelector }}
 nodeSelector:
@@ -205,7 +159,7 @@ volumes:
 {{- end }}
 
 {{- define "service.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}{{ include "service.fullname" . }}{{ else }}default{{ end }}
+{{- if .Values.serviceAccount.create }}{{ include "common.fullname" . }}{{ else }}default{{ end }}
 {{- end }}
 
 {{/*
