@@ -46,7 +46,8 @@ type Report struct {
 
 // All runs every static check for the profiles: Render, then Strict,
 // Policy, Secrets, References, Hooks, Owners, Flows, Contract and KubeScore
-// on the rendered objects; Deployed and Committed on the repository; Lint;
+// on the rendered objects; Deployed and Committed on the repository; Lint
+// (every release's values) and LintAlone (each chart with its ci/ cases);
 // Shellcheck on scripts/ and Actionlint on the workflows;
 // and SkaffoldRender of the root config per profile (compared with Render
 // by SameAsSkaffold). The helm and skaffold processes run concurrently. The
@@ -91,6 +92,8 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		defer wg.Done()
 		t := time.Now()
 		record("lint", t, nil, Lint(ctx, o.Runner, o.Stack, o.Helm, o.Profiles...))
+		t = time.Now()
+		record("lint alone", t, nil, LintAlone(ctx, o.Runner, o.Stack.Repo, o.Helm))
 	}()
 	if o.Shellcheck != "" {
 		t := time.Now()
