@@ -289,6 +289,18 @@ func TestCommitted(t *testing.T) {
 	// A chart folder ignored as a whole.
 	_, err = Committed(ctx, nil, gitRepo(t, edit{".gitignore", "", "charts/app/templates/\n"}))
 	wantErr(t, err, "charts/app/templates/deployment.yaml: git ignores it (.gitignore:1:charts/app/templates/)", "[dev, staging, prod]")
+	// The library a chart depends on is an input; its copy vendored into
+	// the chart (git-ignored, written by every run) is not.
+	lib := []edit{
+		{"charts/common/Chart.yaml", "", "apiVersion: v2\nname: common\ntype: library\nversion: 0.1.0\n"},
+		{"charts/common/templates/_names.tpl", "", "{{- define \"common.fullname\" -}}{{ .Release.Name }}{{- end }}\n"},
+		{"charts/app/Chart.yaml", "", "dependencies:\n  - name: common\n    version: 0.1.0\n    repository: file://../common\n"},
+		{"charts/app/charts/common-0.1.0.tgz", "", "vendored"},
+	}
+	_, err = Committed(ctx, nil, gitRepo(t, append(lib, edit{".gitignore", "", "/charts/*/charts/\n"})...))
+	wantErr(t, err)
+	_, err = Committed(ctx, nil, gitRepo(t, append(lib, edit{".gitignore", "", "/charts/*/charts/\n/charts/common/templates/\n"})...))
+	wantErr(t, err, "charts/common/templates/_names.tpl: git ignores it (.gitignore:2:/charts/common/templates/)", "[dev, staging, prod]")
 }
 
 // TestLessonsTable keeps the README's table "Lessons from Alt, and the
