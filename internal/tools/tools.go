@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/alt-platform/orchestration/internal/flock"
 
@@ -245,14 +246,20 @@ func (c *Cache) Ensure(ctx context.Context, names ...string) (map[string]string,
 			missing = append(missing, t)
 		}
 	}
-	for _, t := range missing {
-		step := ui.Start("build %s %s: not in the cache or damaged (minutes for the Kubernetes binaries)", t.Name, t.Version)
-		if err := step.End(c.build(ctx, t)); err != nil {
+	for i, t := range missing {
+		step := ui.Start("build %s %s (%d of %d missing; minutes for the Kubernetes binaries)", t.Name, t.Version, i+1, len(missing))
+		stop := step.Tick(ProgressEvery)
+		err := c.build(ctx, t)
+		stop()
+		if err := step.End(err); err != nil {
 			return nil, fmt.Errorf("tools: build %s %s into %s: %w", t.Name, t.Version, c.Path(t), err)
 		}
 	}
 	return paths, nil
 }
+
+// ProgressEvery is how often a tool build says it is still going.
+var ProgressEvery = 10 * time.Second
 
 // build compiles one tool in its wrapper module, under a lock so that two
 // runs never write the same binary.
