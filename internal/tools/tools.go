@@ -115,11 +115,12 @@ var All = []Tool{
 	{Name: "coredns", Version: "v1.12.1", Package: "github.com/coredns/coredns",
 		Module:    &Module{Name: "coredns-v1.12.1", Require: []string{"github.com/coredns/coredns v1.12.1"}},
 		KindImage: true},
-	// docker-buildx: the Docker CLI here (Debian's 20.10, or a newer CLI
-	// without the plugin) refuses DOCKER_BUILDKIT=1 without it, and Skaffold's
-	// `useBuildkit` builds through the CLI. Only kind builds images: it goes
-	// into a private DOCKER_CONFIG's cli-plugins (BuildxConfigDir), never
-	// into the user's ~/.docker. v0.11.2 was verified against Docker 20.10.
+	// docker-buildx: Docker's CLI from 23.0 on refuses DOCKER_BUILDKIT=1
+	// without it, and Skaffold's `useBuildkit` builds through the CLI. Built
+	// only when no CLI on PATH has buildx or BuildKit built in (engine's
+	// buildkitEnv); it goes into a private DOCKER_CONFIG's cli-plugins,
+	// never into the user's ~/.docker. v0.11.2 was verified against Docker
+	// 20.10.
 	{Name: "docker-buildx", Version: "v0.11.2", Package: "github.com/docker/buildx/cmd/buildx",
 		Module:  &Module{Name: "buildx-v0.11.2", Require: []string{"github.com/docker/buildx v0.11.2"}},
 		LDFlags: "-X github.com/docker/buildx/version.Version=v0.11.2", KindImage: true},
