@@ -52,9 +52,7 @@ func (g *gate) kindStage(ctx context.Context) {
 		name = KindName
 	}
 	env := append(os.Environ(), "ALT_CLUSTER=kind", "ALT_PROFILE=dev", "ALT_SRC="+tree,
-		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1",
-		// No chart repository answers offline: cert-manager (a remote chart) is off.
-		"ALT_CERT_MANAGER=off")
+		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1")
 	target := func(timeout time.Duration, extra []string, args ...string) (string, error) {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()

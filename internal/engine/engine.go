@@ -168,6 +168,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	e.decideCertManager(ctx, true)
 	t0 := time.Now()
 	step := ui.Start("tools: %s", strings.Join(tools.Deploy, ", "))
 	if _, err := e.Tools.Ensure(ctx, tools.Deploy...); err != nil {
@@ -175,7 +176,6 @@ func (e *Engine) prepare(ctx context.Context) error {
 		return err
 	}
 	step.Done()
-	e.reportCertManager()
 	e.prep = append(e.prep, Timing{"tools", time.Since(t0)})
 	t0 = time.Now()
 	kubeconfig, err := e.Cluster.Ensure(ctx)
