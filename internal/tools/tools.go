@@ -248,7 +248,7 @@ func (c *Cache) Ensure(ctx context.Context, names ...string) (map[string]string,
 		}
 	}
 	for i, t := range missing {
-		step := ui.Start("build %s %s (%d of %d missing; minutes for the Kubernetes binaries)", t.Name, t.Version, i+1, len(missing))
+		step := ui.Start("build %s %s (tool %d of %d missing)", t.Name, t.Version, i+1, len(missing))
 		stop := step.Tick(ProgressEvery)
 		err := c.build(ctx, t)
 		stop()
