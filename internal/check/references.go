@@ -328,7 +328,9 @@ func verified(hooks map[string][]hook, s *stack.Stack, g *stack.Graph, layer, ns
 				continue
 			}
 			for _, c := range m.exploreRun.called {
-				if len(c) >= 3 && c[0] == secretCheck && c[1] == ns && c[2] == name && (key == "" || slices.Contains(c[3:], key)) {
+				if len(c) >= 3 && c[0] == secretCheck && c[1] == ns && c[2] == name && (key == "" || slices.ContainsFunc(c[3:], func(k string) bool {
+					return strings.TrimSuffix(k, "?") == key // KEY?: may be empty
+				})) {
 					return true
 				}
 			}
