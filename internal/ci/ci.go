@@ -153,7 +153,7 @@ func (g *gate) static(ctx context.Context, s *stack.Stack, graph *stack.Graph) {
 		for _, t := range rep.Timings {
 			c := report.Case{Suite: "static", Name: t.Check, Duration: t.Elapsed}
 			for i, f := range failures {
-				if strings.HasPrefix(f.Error(), t.Check+": ") {
+				if cf := (*check.Failure)(nil); errors.As(f, &cf) && cf.Check == t.Check {
 					c.Failure, claimed[i] = f.Error(), true
 				}
 			}
