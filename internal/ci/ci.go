@@ -307,10 +307,4 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 	return errors.Join(errs...)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return strings.Join(run.Tail(s, n), "\n") }
