@@ -146,11 +146,7 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s, err := stack.Load(repo)
-	if err != nil {
-		return Result{}, err
-	}
-	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
+	s, g, err := stack.LoadAll(repo)
 	if err != nil {
 		return Result{}, err
 	}

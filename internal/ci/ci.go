@@ -52,7 +52,7 @@ type gate struct {
 // Run runs every stage and returns an error naming every failed check.
 func Run(ctx context.Context, o Options) error {
 	g := &gate{o: o}
-	s, graph, stackErr := loadStack(o.Repo)
+	s, graph, stackErr := stack.LoadAll(o.Repo)
 
 	g.stage("static")
 	g.cmd(ctx, "go vet ./...", "go", "vet", "./...")
@@ -90,17 +90,6 @@ func Run(ctx context.Context, o Options) error {
 	return g.finish(graph, s)
 }
 
-func loadStack(repo string) (*stack.Stack, *stack.Graph, error) {
-	s, err := stack.Load(repo)
-	if err != nil {
-		return nil, nil, err
-	}
-	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, g, stack.Validate(s, g)
-}
 
 func (g *gate) stage(name string) { ui.Info("── %s", name) }
 

@@ -120,15 +120,8 @@ type Engine struct {
 // decide when the run ends and which layers it deploys.
 func New(repo string, verbose bool, args []string) (*Engine, error) {
 	cfg, cfgErr := config.FromEnvironment()
-	s, stackErr := stack.Load(repo)
-	var g *stack.Graph
-	var graphErr error
-	if stackErr == nil {
-		if g, graphErr = stack.MageGraph(filepath.Join(repo, "magefiles")); graphErr == nil {
-			graphErr = stack.Validate(s, g)
-		}
-	}
-	if err := errors.Join(cfgErr, stackErr, graphErr); err != nil {
+	s, g, stackErr := stack.LoadAll(repo)
+	if err := errors.Join(cfgErr, stackErr); err != nil {
 		return nil, err
 	}
 	r := &run.Runner{Verbose: verbose}

@@ -35,6 +35,22 @@ func (ps Problems) Error() string {
 
 var imageVar = regexp.MustCompile(`\{\{\s*\.IMAGE_(?:REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN|REPO_NO_DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
 
+// LoadAll loads the Skaffold files of repo and the Mage graph of its
+// magefiles and validates them together: every problem is in the error.
+// The stack and the graph are returned when they could be read, even when
+// they do not agree.
+func LoadAll(repo string) (*Stack, *Graph, error) {
+	s, err := Load(repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := MageGraph(filepath.Join(repo, "magefiles"))
+	if err != nil {
+		return s, nil, err
+	}
+	return s, g, Validate(s, g)
+}
+
 // Validate checks the stack against the Mage graph and reports every
 // problem at once (nil when there is none).
 func Validate(s *Stack, g *Graph) error {
