@@ -18,9 +18,8 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
-// PlaceholderTag is the tag every first-party image gets when rendering
-// without a build, as on the sim cluster.
-const PlaceholderTag = "sim"
+// PlaceholderTag is the tag every first-party image gets when rendering.
+const PlaceholderTag = stack.PlaceholderTag
 
 // Rendered is one Helm release of one layer under one profile, rendered.
 type Rendered struct {

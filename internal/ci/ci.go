@@ -90,7 +90,6 @@ func Run(ctx context.Context, o Options) error {
 	return g.finish(graph, s)
 }
 
-
 func (g *gate) stage(name string) { ui.Info("── %s", name) }
 
 // add runs one check and records it.

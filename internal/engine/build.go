@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -52,23 +51,11 @@ func (e *Engine) build(ctx context.Context) error {
 	if err := step.End(r.Run(ctx, "skaffold", args...)); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(e.artifacts)
+	a, err := stack.ReadArtifacts(e.artifacts)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Builds []struct {
-			ImageName string `json:"imageName"`
-			Tag       string `json:"tag"`
-		} `json:"builds"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("%s: %w", e.artifacts, err)
-	}
-	e.images = map[string]string{}
-	for _, bd := range out.Builds {
-		e.images[bd.ImageName] = bd.Tag
-	}
+	e.images = a
 	return nil
 }
 

@@ -255,33 +255,21 @@ func (e *Engine) decideImages(ctx context.Context) error {
 // layerArtifacts writes the build-artifacts file of one layer: only its own
 // images, so Skaffold warns about no image that the layer does not use.
 func (e *Engine) layerArtifacts(v *stack.View) (string, error) {
-	type build struct {
-		ImageName string `json:"imageName"`
-		Tag       string `json:"tag"`
-	}
-	builds := []build{}
-	for _, a := range v.Artifacts {
-		tag, ok := e.images[a.Image]
+	a := stack.Artifacts{}
+	for _, art := range v.Artifacts {
+		tag, ok := e.images[art.Image]
 		if !ok {
-			return "", fmt.Errorf("image %s of %s was not built in this run", a.Image, v.Layer.File)
+			return "", fmt.Errorf("image %s of %s was not built in this run", art.Image, v.Layer.File)
 		}
-		builds = append(builds, build{a.Image, tag})
-	}
-	b, err := json.MarshalIndent(map[string]any{"builds": builds}, "", "  ")
-	if err != nil {
-		return "", err
+		a[art.Image] = tag
 	}
 	path := filepath.Join(filepath.Dir(e.artifacts), fmt.Sprintf("%s-%s-artifacts.json", e.Cfg.Profile, v.Layer.Name))
-	return path, os.WriteFile(path, b, 0o644)
+	return path, a.Write(path)
 }
 
 // placeholderImages are the deterministic tags of a run that builds nothing.
 func (e *Engine) placeholderImages() map[string]string {
-	images := map[string]string{}
-	for _, img := range e.Stack.Images(e.Cfg.Profile) {
-		images[img] = img + ":sim"
-	}
-	return images
+	return stack.Placeholders(e.Stack.Images(e.Cfg.Profile))
 }
 
 // Close releases the deploy lock and whatever the cluster keeps for this
