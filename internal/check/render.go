@@ -195,13 +195,7 @@ func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, pro
 			continue
 		}
 		rd.Set = rel.sets
-		args := []string{"template", rel.Name, rel.Chart, "--namespace", rel.Namespace, "--include-crds"}
-		for _, f := range rel.ValuesFiles {
-			args = append(args, "--values", f)
-		}
-		for _, kv := range rel.sets {
-			args = append(args, "--set", kv)
-		}
+		args := append(rel.TemplateArgs("", rel.sets), "--include-crds")
 		key := strings.Join(args, "\x00")
 		if _, ok := jobs[key]; !ok {
 			jobs[key] = &helmJob{args: args, release: rel.Release}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -96,6 +97,20 @@ func ImageVars(vars map[string]string, image, ref string) {
 }
 
 var templateVar = regexp.MustCompile(`\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}`)
+
+// TemplateArgs are the arguments of `helm template` for the release with
+// its values files and the given --set values; chart and values paths are
+// joined to root ("" keeps them relative to the repository).
+func (r Release) TemplateArgs(root string, sets []string) []string {
+	args := []string{"template", r.Name, filepath.Join(root, r.Chart), "--namespace", r.Namespace}
+	for _, f := range r.ValuesFiles {
+		args = append(args, "--values", filepath.Join(root, f))
+	}
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
 
 // Sets are the release's setValueTemplates filled from vars, as Helm
 // `--set` arguments (key=value, keys sorted), the way Skaffold passes them.
