@@ -83,7 +83,7 @@ func Lint(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profi
 			lines = lintLine.FindAllStringSubmatch(re.Output, -1)
 		}
 		if len(lines) == 0 {
-			ps = append(ps, Problem{File: j.chart, Object: obj, Msg: "helm lint failed: " + j.err.Error(), Profiles: j.profiles})
+			ps = append(ps, Problem{File: j.chart, Where: obj, Msg: "helm lint failed: " + j.err.Error(), Profiles: j.profiles})
 			continue
 		}
 		for _, m := range lines {
@@ -97,7 +97,7 @@ func Lint(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, profi
 			if m := templateFile.FindStringSubmatch(msg); m != nil {
 				file = path.Join(j.chart, m[1]) + ":" + m[2]
 			}
-			ps = append(ps, Problem{File: file, Object: obj, Msg: strings.ToLower(m[1]) + ": " + msg, Profiles: j.profiles})
+			ps = append(ps, Problem{File: file, Where: obj, Msg: strings.ToLower(m[1]) + ": " + msg, Profiles: j.profiles})
 		}
 	}
 	return ps.Err()

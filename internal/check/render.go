@@ -67,7 +67,7 @@ func (o *Object) Desc() string {
 }
 
 func (o *Object) problem(format string, a ...any) Problem {
-	return Problem{File: o.Source, Object: o.Desc(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(o.Profile)}
+	return Problem{File: o.Source, Where: o.Desc(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(o.Profile)}
 }
 
 func profiles(p string) []string {
@@ -148,13 +148,13 @@ func releases(s *stack.Stack, profileNames []string) ([]release, Problems) {
 		for _, l := range s.Layers {
 			v, err := l.View(p, nil)
 			if err != nil {
-				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
+				ps = append(ps, Problem{File: l.File, Where: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
 				continue
 			}
 			for _, rel := range v.Releases {
 				sets, err := placeholders(rel, images)
 				if err != nil {
-					ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
+					ps = append(ps, Problem{File: l.File, Where: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
 					continue
 				}
 				out = append(out, release{profile: p, layer: l, Release: rel, sets: sets})
@@ -227,7 +227,7 @@ func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, pro
 		if j.err != nil {
 			if !failed[key] {
 				failed[key] = true
-				ps = append(ps, Problem{File: rd.Chart, Object: fmt.Sprintf("release %s (layer %s)", rd.Release, rd.Layer),
+				ps = append(ps, Problem{File: rd.Chart, Where: fmt.Sprintf("release %s (layer %s)", rd.Release, rd.Layer),
 					Msg: "helm template failed: " + j.err.Error(), Profiles: profiles(rd.Profile)})
 			}
 			continue

@@ -51,14 +51,14 @@ func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold
 	out, err := rr.Output(ctx, skaffold, "render", "--offline", "-f", stack.RootFile, "-p", profile,
 		"--build-artifacts="+artifacts, "--digest-source=tag")
 	if err != nil {
-		return nil, note, Problems{{File: stack.RootFile, Object: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
+		return nil, note, Problems{{File: stack.RootFile, Where: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
 	}
 	objs, err := parseManifests(out, stack.RootFile, "")
 	for _, o := range objs {
 		o.Profile = profile
 	}
 	if err != nil {
-		return objs, note, Problems{{File: stack.RootFile, Object: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
+		return objs, note, Problems{{File: stack.RootFile, Where: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
 	}
 	return objs, note, nil
 }
@@ -103,12 +103,12 @@ func SameAsSkaffold(s *stack.Stack, profile string, skaffoldObjs []*Object, rend
 	var ps Problems
 	for _, k := range sortedMapKeys(a) {
 		if a[k] != b[k] {
-			ps = append(ps, Problem{File: stack.RootFile, Object: k, Msg: fmt.Sprintf("rendered %d time(s) from the stack model but %d time(s) by skaffold render", a[k], b[k]), Profiles: profiles(profile)})
+			ps = append(ps, Problem{File: stack.RootFile, Where: k, Msg: fmt.Sprintf("rendered %d time(s) from the stack model but %d time(s) by skaffold render", a[k], b[k]), Profiles: profiles(profile)})
 		}
 	}
 	for _, k := range sortedMapKeys(b) {
 		if _, ok := a[k]; !ok {
-			ps = append(ps, Problem{File: stack.RootFile, Object: k, Msg: fmt.Sprintf("rendered %d time(s) by skaffold render but not from the stack model", b[k]), Profiles: profiles(profile)})
+			ps = append(ps, Problem{File: stack.RootFile, Where: k, Msg: fmt.Sprintf("rendered %d time(s) by skaffold render but not from the stack model", b[k]), Profiles: profiles(profile)})
 		}
 	}
 	return ps.Err()
