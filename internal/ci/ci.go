@@ -51,7 +51,10 @@ type gate struct {
 
 // Run runs every stage and returns an error naming every failed check.
 func Run(ctx context.Context, o Options) error {
-	g := &gate{o: o}
+	g, err := newGate(o)
+	if err != nil {
+		return err
+	}
 	s, graph, stackErr := stack.LoadAll(o.Repo)
 
 	g.stage("static")
@@ -88,6 +91,34 @@ func Run(ctx context.Context, o Options) error {
 		return r.Run(ctx, "go", "test", "-count=1", "-timeout=60m", "./...")
 	})
 	return g.finish(graph, s)
+}
+
+// newGate keeps a copy of the running targets binary (o.Self) in the
+// checkout's .cache/ci for the deploy passes: the file Mage ran may be
+// rebuilt by another run of `go run mage.go` while this one lasts.
+func newGate(o Options) (*gate, error) {
+	b, err := os.ReadFile(o.Self)
+	if err != nil {
+		return nil, fmt.Errorf("ci: reading its own executable: %w", err)
+	}
+	self := filepath.Join(o.Repo, Dir, "bin", filepath.Base(o.Self))
+	if err := os.MkdirAll(filepath.Dir(self), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(self), ".self-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(b)
+	if err := errors.Join(werr, tmp.Chmod(0o755), tmp.Close()); err != nil {
+		return nil, fmt.Errorf("ci: copying its own executable: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), self); err != nil {
+		return nil, err
+	}
+	o.Self = self
+	return &gate{o: o}, nil
 }
 
 func (g *gate) stage(name string) { ui.Info("── %s", name) }

@@ -26,7 +26,10 @@ const KindName = "alt-ci"
 
 // RunKind runs the kind stage alone (kind:ci), with its report.
 func RunKind(ctx context.Context, o Options) error {
-	g := &gate{o: o}
+	g, err := newGate(o)
+	if err != nil {
+		return err
+	}
 	g.stage("kind")
 	g.kindStage(ctx)
 	return g.finish(nil, nil)
