@@ -16,6 +16,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/kind"
 	"github.com/alt-platform/orchestration/internal/report"
 	"github.com/alt-platform/orchestration/internal/standin"
 )
@@ -84,6 +85,15 @@ func (g *gate) kindStage(ctx context.Context) {
 		_, err := target(5*time.Minute, nil, "kind:delete")
 		return err
 	})
+	if err := g.add("kind", "kind images: the pinned public ones, or those built here once per machine when no registry answers (kind:image)", func() error {
+		cfg, err := config.FromEnvironment()
+		if err != nil {
+			return err
+		}
+		return kind.FromConfig(g.o.Repo, cfg, g.o.Runner, nil).EnsureImages(ctx)
+	}); err != nil {
+		return
+	}
 	if err := g.add("kind", "kind:create (cluster "+name+")", func() error {
 		_, err := target(60*time.Minute, nil, "kind:create")
 		return err

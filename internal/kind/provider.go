@@ -210,6 +210,21 @@ func (p *Provider) Offline(ctx context.Context) bool {
 	return offline
 }
 
+// EnsureImages builds the offline images (kind:image) when the cluster goes
+// offline and they are missing; nothing when a registry answers. Ensure
+// does it too; ci calls it first so that a first run's build is a step of
+// its own, its progress in the log.
+func (p *Provider) EnsureImages(ctx context.Context) error {
+	if !p.Offline(ctx) {
+		return nil
+	}
+	if p.o.Images == nil {
+		return errors.New("kind: offline, and no builder for the offline images was given (Options.Images)")
+	}
+	_, err := p.o.Images.Ensure(ctx)
+	return err
+}
+
 // Spec is the desired state.
 func (p *Provider) Spec() Spec { return p.spec }
 
