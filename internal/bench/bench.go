@@ -4,7 +4,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -87,7 +86,7 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 		return nil, err
 	}
 	artifacts := filepath.Join(work, "build-artifacts.json")
-	if err := writeArtifacts(artifacts, s.Images("dev")); err != nil {
+	if err := stack.Artifacts(stack.Placeholders(s.Images("dev"))).Write(artifacts); err != nil {
 		return nil, err
 	}
 	skaffold := &run.Runner{Dir: theirs, Env: tc.Env(kubeconfigs[theirs], "ALT_CERT_MANAGER=off")}
@@ -150,11 +149,7 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s, err := stack.Load(repo)
-	if err != nil {
-		return Result{}, err
-	}
-	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
+	s, g, err := stack.LoadAll(repo)
 	if err != nil {
 		return Result{}, err
 	}
@@ -178,22 +173,6 @@ func Static(ctx context.Context, repo string, tc *tools.Cache) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Case: "static checks of `ci` (3 profiles) vs `skaffold render --offline` of the 3 profiles one after another", Ours: time.Since(start), Skaffold: theirs, Goal: 1}, nil
-}
-
-func writeArtifacts(path string, images []string) error {
-	type build struct {
-		ImageName string `json:"imageName"`
-		Tag       string `json:"tag"`
-	}
-	var builds []build
-	for _, img := range images {
-		builds = append(builds, build{img, img + ":sim"})
-	}
-	b, err := json.Marshal(map[string]any{"builds": builds})
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o644)
 }
 
 // Markdown renders the results as the table BENCHMARKS.md keeps.

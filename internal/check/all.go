@@ -3,7 +3,6 @@ package check
 import (
 	"context"
 	"errors"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"time"
@@ -36,6 +35,15 @@ type Timing struct {
 	Elapsed time.Duration
 }
 
+// Failure is what one check of All found wrong: All's error joins them.
+type Failure struct {
+	Check string // as in Timing
+	Err   error
+}
+
+func (f *Failure) Error() string { return f.Check + ": " + f.Err.Error() }
+func (f *Failure) Unwrap() error { return f.Err }
+
 // Report is what All found besides problems.
 type Report struct {
 	Notes    []Note
@@ -63,7 +71,7 @@ func All(ctx context.Context, o Options) (*Report, error) {
 		rep.Timings = append(rep.Timings, Timing{name, time.Since(t)})
 		rep.Notes = append(rep.Notes, notes...)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			errs = append(errs, &Failure{Check: name, Err: err})
 		}
 	}
 

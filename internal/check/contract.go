@@ -49,7 +49,7 @@ func contractArtifacts(c *contract.Contract, s *stack.Stack, profile string) Pro
 			built[a.Image] = true
 			field := fmt.Sprintf("build.artifacts[%s]", a.Image)
 			prob := func(format string, args ...any) {
-				ps = append(ps, Problem{File: l.File, Object: field, Msg: fmt.Sprintf(format, args...), Profiles: []string{profile}})
+				ps = append(ps, Problem{File: l.File, Where: field, Msg: fmt.Sprintf(format, args...), Profiles: []string{profile}})
 			}
 			svc := c.ServiceByImage(a.Image)
 			if svc == nil {
@@ -74,7 +74,7 @@ func contractArtifacts(c *contract.Contract, s *stack.Stack, profile string) Pro
 	}
 	for _, svc := range c.Services {
 		if !built[svc.Image] {
-			ps = append(ps, Problem{File: contract.File, Object: "service " + svc.Release,
+			ps = append(ps, Problem{File: contract.File, Where: "service " + svc.Release,
 				Msg: fmt.Sprintf("no layer builds image %s under this profile", svc.Image), Profiles: []string{profile}})
 		}
 	}
@@ -130,11 +130,11 @@ func contractWorkloads(c *contract.Contract, objs []*Object) Problems {
 	}
 	for _, svc := range c.Services {
 		if !ran[svc.Release] && len(objs) > 0 {
-			ps = append(ps, Problem{File: contract.File, Object: "service " + svc.Release,
+			ps = append(ps, Problem{File: contract.File, Where: "service " + svc.Release,
 				Msg: fmt.Sprintf("no rendered container runs image %s", svc.Image), Profiles: profiles(objs[0].Profile)})
 		}
 		if len(svc.Migrate) > 0 && !migrated[svc.Release] && len(objs) > 0 {
-			ps = append(ps, Problem{File: contract.File, Object: "service " + svc.Release,
+			ps = append(ps, Problem{File: contract.File, Where: "service " + svc.Release,
 				Msg: fmt.Sprintf("no rendered container runs its migration %q (%s)", svc.Migrate, svc.MigrateSource), Profiles: profiles(objs[0].Profile)})
 		}
 	}
@@ -383,7 +383,7 @@ func contractRoutes(c *contract.Contract, s *stack.Stack, objs []*Object) Proble
 	}
 	if conf == nil {
 		if len(objs) > 0 {
-			ps = append(ps, Problem{File: contract.File, Object: "routes", Msg: "no rendered ConfigMap of release " + NginxRelease + " holds an nginx.conf", Profiles: profiles(objs[0].Profile)})
+			ps = append(ps, Problem{File: contract.File, Where: "routes", Msg: "no rendered ConfigMap of release " + NginxRelease + " holds an nginx.conf", Profiles: profiles(objs[0].Profile)})
 		}
 		return ps
 	}
@@ -450,7 +450,7 @@ func routeReaches(c *contract.Contract, objs []*Object, r contract.Route, svcNam
 		}
 		return Problems{o.problem("no port %d, which nginx-external's %s route uses (%s)", r.Port, r.Path, r.Source)}
 	}
-	return Problems{{File: contract.File, Object: "route " + r.Path, Msg: fmt.Sprintf("no rendered Service %s/%s", ns, svcName), Profiles: profiles(objs[0].Profile)}}
+	return Problems{{File: contract.File, Where: "route " + r.Path, Msg: fmt.Sprintf("no rendered Service %s/%s", ns, svcName), Profiles: profiles(objs[0].Profile)}}
 }
 
 func targetPort(sp corev1.ServicePort) int {

@@ -223,7 +223,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 		pods = append(pods, pd)
 	}
 	tableProblem := func(f Flow, format string, a ...any) {
-		ps = append(ps, Problem{File: FlowFile, Object: f.String(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(profile)})
+		ps = append(ps, Problem{File: FlowFile, Where: f.String(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(profile)})
 	}
 
 	// Every flow of the table is allowed.
@@ -287,7 +287,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 					continue
 				}
 				by := append(egBy, inBy...)
-				ps = append(ps, Problem{File: sourceOf(by), Object: fmt.Sprintf("%s -> %s port %d/%s", s, d, cp.ContainerPort, proto),
+				ps = append(ps, Problem{File: sourceOf(by), Where: fmt.Sprintf("%s -> %s port %d/%s", s, d, cp.ContainerPort, proto),
 					Msg:      fmt.Sprintf("allowed (%s), but the flow table (%s) has no such flow", describeAllow(by, s, d), FlowFile),
 					Profiles: profiles(profile)})
 			}
@@ -320,7 +320,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 				continue
 			}
 			if ok, by := allowed(pols, nsOf, pd, internet, port, corev1.ProtocolTCP, true); ok {
-				ps = append(ps, Problem{File: sourceOf(by), Object: fmt.Sprintf("%s -> %s port %d", pd, internet, port),
+				ps = append(ps, Problem{File: sourceOf(by), Where: fmt.Sprintf("%s -> %s port %d", pd, internet, port),
 					Msg:      fmt.Sprintf("egress outside the cluster is allowed (%s), but only internetEgress and kubernetesAPI of %s may leave it", describeAllow(by, pd), FlowFile),
 					Profiles: profiles(profile)})
 			}
@@ -330,7 +330,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 				continue
 			}
 			if ok, by := allowed(pols, nsOf, internet, pd, cp.ContainerPort, protocol(cp.Protocol), false); ok {
-				ps = append(ps, Problem{File: sourceOf(by), Object: fmt.Sprintf("%s -> %s port %d/%s", internet, pd, cp.ContainerPort, protocol(cp.Protocol)),
+				ps = append(ps, Problem{File: sourceOf(by), Where: fmt.Sprintf("%s -> %s port %d/%s", internet, pd, cp.ContainerPort, protocol(cp.Protocol)),
 					Msg:      fmt.Sprintf("ingress from outside the cluster is allowed (%s), but only publicIngress of %s may be reached from it", describeAllow(by, pd), FlowFile),
 					Profiles: profiles(profile)})
 			}
@@ -363,7 +363,7 @@ func flowsOf(t Table, profile string, objs []*Object) Problems {
 			missing = append(missing, "egress")
 		}
 		if len(missing) > 0 {
-			ps = append(ps, Problem{File: "charts/foundation/templates/networkpolicies.yaml", Object: "Namespace " + ns,
+			ps = append(ps, Problem{File: "charts/foundation/templates/networkpolicies.yaml", Where: "Namespace " + ns,
 				Msg: fmt.Sprintf("no default-deny NetworkPolicy for %s (podSelector {}, policyTypes %s, no rules)", strings.Join(missing, " and "), strings.Join(missing, ", ")), Profiles: profiles(profile)})
 		}
 	}

@@ -62,7 +62,7 @@ func (h hook) name() string {
 }
 
 func (h hook) problem(format string, a ...any) Problem {
-	return Problem{File: h.file, Object: h.name(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(h.profile)}
+	return Problem{File: h.file, Where: h.name(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(h.profile)}
 }
 
 // layerHooks are the hooks of every layer under a profile, by layer.

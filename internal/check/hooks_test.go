@@ -84,15 +84,7 @@ done`, "check", "alt-apps", "username", "password"),
 			if fmt.Sprint(creates) != fmt.Sprint(c.creates) {
 				t.Errorf("creates = %q, want %q", creates, c.creates)
 			}
-			ps := m.canFail()
-			switch {
-			case c.cannot == "" && len(ps) > 0:
-				t.Errorf("want a hook that can fail, got %v", ps)
-			case c.cannot != "" && (len(ps) == 0 || !strings.Contains(ps.Error(), c.cannot)):
-				t.Errorf("want a problem mentioning %q, got %v", c.cannot, ps)
-			case c.cannot != "" && !strings.Contains(ps.Error(), "skaffold/x/skaffold.yaml: before-hook 0 of layer alt-x"):
-				t.Errorf("the problem does not name the file, the layer and the hook: %v", ps)
-			}
+			wantCanFail(t, m, c.cannot)
 		})
 	}
 }
@@ -145,13 +137,23 @@ func TestHookScripts(t *testing.T) {
 			if c.called != "" && !slices.Contains(called, c.called) {
 				t.Errorf("calls = %q, want %q among them", called, c.called)
 			}
-			ps := m.canFail()
-			switch {
-			case c.cannot == "" && len(ps) > 0:
-				t.Errorf("want a hook that can fail, got %v", ps)
-			case c.cannot != "" && (len(ps) == 0 || !strings.Contains(ps.Error(), c.cannot)):
-				t.Errorf("want a problem mentioning %q, got %v", c.cannot, ps)
-			}
+			wantCanFail(t, m, c.cannot)
 		})
+	}
+}
+
+// wantCanFail holds the hook's model to its verdict: no problem when cannot
+// is "", else a problem mentioning cannot that names the file, the layer
+// and the hook.
+func wantCanFail(t *testing.T, m hookModel, cannot string) {
+	t.Helper()
+	ps := m.canFail()
+	switch {
+	case cannot == "" && len(ps) > 0:
+		t.Errorf("want a hook that can fail, got %v", ps)
+	case cannot != "" && (len(ps) == 0 || !strings.Contains(ps.Error(), cannot)):
+		t.Errorf("want a problem mentioning %q, got %v", cannot, ps)
+	case cannot != "" && !strings.Contains(ps.Error(), "skaffold/x/skaffold.yaml: before-hook 0 of layer alt-x"):
+		t.Errorf("the problem does not name the file, the layer and the hook: %v", ps)
 	}
 }

@@ -14,6 +14,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/alt-platform/orchestration/internal/stack"
+
 	"github.com/alt-platform/orchestration/internal/run"
 )
 
@@ -70,7 +72,7 @@ func KubeScoreIgnores(repo string, known []string) ([]KubeScoreIgnore, error) {
 			ps = append(ps, Problem{File: KubeScoreFile, Msg: fmt.Sprintf("%s.check: kube-score has no check %q (kube-score list names them)", field, ig.Check)})
 		}
 		for j, p := range ig.Profiles {
-			if _, ok := profileOrder[p]; !ok {
+			if _, ok := stack.ProfileOrder[p]; !ok {
 				ps = append(ps, Problem{File: KubeScoreFile, Msg: fmt.Sprintf("%s.profiles[%d]: no profile %q (dev, staging, prod)", field, j, p)})
 			}
 		}
@@ -144,7 +146,7 @@ func KubeScore(ctx context.Context, r *run.Runner, repo, bin string, objs []*Obj
 		ps = append(ps, missing...)
 		scored, err := kubeScoreRun(ctx, rr, bin, docs)
 		if err != nil {
-			ps = append(ps, Problem{File: KubeScoreFile, Object: "kube-score score (" + p + ")", Msg: err.Error(), Profiles: profiles(p)})
+			ps = append(ps, Problem{File: KubeScoreFile, Where: "kube-score score (" + p + ")", Msg: err.Error(), Profiles: profiles(p)})
 			failed = true
 			continue
 		}
@@ -160,7 +162,7 @@ func KubeScore(ctx context.Context, r *run.Runner, repo, bin string, objs []*Obj
 				}
 				msg := fmt.Sprintf("kube-score %s %s: %s", c.Check.ID, gradeName(c.Grade), c.comments())
 				if o == nil {
-					ps = append(ps, Problem{File: KubeScoreFile, Object: key, Msg: msg, Profiles: profiles(p)})
+					ps = append(ps, Problem{File: KubeScoreFile, Where: key, Msg: msg, Profiles: profiles(p)})
 					continue
 				}
 				ps = append(ps, o.problem("%s", msg))

@@ -99,7 +99,7 @@ func lintProblems(j *lintJob, obj string) Problems {
 		lines = lintLine.FindAllStringSubmatch(re.Output, -1)
 	}
 	if len(lines) == 0 {
-		return Problems{{File: j.chart, Object: obj, Msg: "helm lint failed: " + j.err.Error(), Profiles: j.profiles}}
+		return Problems{{File: j.chart, Where: obj, Msg: "helm lint failed: " + j.err.Error(), Profiles: j.profiles}}
 	}
 	for _, m := range lines {
 		file := j.chart
@@ -116,7 +116,7 @@ func lintProblems(j *lintJob, obj string) Problems {
 				file = path.Join(charts.Dir, lib) + ":" + m[2]
 			}
 		}
-		ps = append(ps, Problem{File: file, Object: obj, Msg: strings.ToLower(m[1]) + ": " + msg, Profiles: j.profiles})
+		ps = append(ps, Problem{File: file, Where: obj, Msg: strings.ToLower(m[1]) + ": " + msg, Profiles: j.profiles})
 	}
 	return ps
 }
@@ -187,7 +187,7 @@ func LintAlone(ctx context.Context, r *run.Runner, repo, helm string) error {
 		}
 		if len(cases) == 0 {
 			if !charts.IsLibrary(repo, chart) {
-				ps = append(ps, Problem{File: chart + "/ci", Object: "chart " + chart,
+				ps = append(ps, Problem{File: chart + "/ci", Where: "chart " + chart,
 					Msg: "no ci/*-values.yaml: every chart has at least one chart-testing case that lints it alone (helm lint --strict " + chart + " --values " + chart + "/ci/<case>-values.yaml)"})
 				continue
 			}

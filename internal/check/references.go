@@ -328,7 +328,9 @@ func verified(hooks map[string][]hook, s *stack.Stack, g *stack.Graph, layer, ns
 				continue
 			}
 			for _, c := range m.exploreRun.called {
-				if len(c) >= 3 && c[0] == secretCheck && c[1] == ns && c[2] == name && (key == "" || slices.Contains(c[3:], key)) {
+				if len(c) >= 3 && c[0] == secretCheck && c[1] == ns && c[2] == name && (key == "" || slices.ContainsFunc(c[3:], func(k string) bool {
+					return strings.TrimSuffix(k, "?") == key // KEY?: may be empty
+				})) {
 					return true
 				}
 			}
@@ -678,7 +680,7 @@ func calls(objs []*Object) ([]call, Problems) {
 				for _, sp := range svc.Spec.Ports {
 					have = append(have, strconv.Itoa(int(sp.Port)))
 				}
-				ps = append(ps, Problem{File: r.file, Object: w.obj.Desc(), Profiles: profiles(w.obj.Profile),
+				ps = append(ps, Problem{File: r.file, Where: w.obj.Desc(), Profiles: profiles(w.obj.Profile),
 					Msg: fmt.Sprintf("%s: %q port %d: Service %s/%s has no such port (ports %s)", r.where, r.host, r.port, r.ns, r.svc, strings.Join(have, ", "))})
 				continue
 			}
@@ -742,7 +744,7 @@ func flowCalls(t Table, profile string, objs []*Object, used map[int]map[int32]b
 			continue
 		}
 		want := Flow{From: endpointOf(c.from), To: endpointOf(c.to), Ports: c.ports}
-		ps = append(ps, Problem{File: c.ref.file, Object: c.from.obj.Desc(), Profiles: profiles(profile),
+		ps = append(ps, Problem{File: c.ref.file, Where: c.from.obj.Desc(), Profiles: profiles(profile),
 			Msg: fmt.Sprintf("%s: %q names Service %s/%s, served by %s on container port %s, but the flow table (%s) has no such flow: the default-deny NetworkPolicies cut this call; add %s",
 				c.ref.where, c.ref.host, c.ref.ns, c.ref.svc, c.to.obj.ID(), joinPorts(c.ports), FlowFile, want)})
 	}
@@ -791,18 +793,18 @@ func unusedFlows(t Table, order []string, groups map[string][]*Object, used map[
 		}
 		if f.UsedFrom != "" {
 			if _, ok := UsedFromValues[f.UsedFrom]; !ok {
-				ps = append(ps, Problem{File: FlowFile, Object: f.String(), Msg: fmt.Sprintf("usedFrom: %q is not one of %s", f.UsedFrom, strings.Join(sortedMapKeys(UsedFromValues), ", "))})
+				ps = append(ps, Problem{File: FlowFile, Where: f.String(), Msg: fmt.Sprintf("usedFrom: %q is not one of %s", f.UsedFrom, strings.Join(sortedMapKeys(UsedFromValues), ", "))})
 				continue
 			}
 			if f.UsedFrom == "alt-code" {
 				if !aliasExists(order, groups, f.From.Namespace, f.To.App) {
-					ps = append(ps, Problem{File: FlowFile, Object: f.String(), Msg: fmt.Sprintf("usedFrom: alt-code, but no Service %s/%s resolves the bare name %s for the caller", f.From.Namespace, f.To.App, f.To.App)})
+					ps = append(ps, Problem{File: FlowFile, Where: f.String(), Msg: fmt.Sprintf("usedFrom: alt-code, but no Service %s/%s resolves the bare name %s for the caller", f.From.Namespace, f.To.App, f.To.App)})
 				}
 				continue
 			}
 			for _, port := range f.Ports {
 				if !slices.ContainsFunc(dsts, func(d workload) bool { return scraped(d, port) }) {
-					ps = append(ps, Problem{File: FlowFile, Object: f.String(), Msg: fmt.Sprintf("usedFrom: monitoring, but no pod of %s is scraped on port %d (annotations prometheus.io/scrape \"true\" and prometheus.io/port \"%d\")", f.To, port, port)})
+					ps = append(ps, Problem{File: FlowFile, Where: f.String(), Msg: fmt.Sprintf("usedFrom: monitoring, but no pod of %s is scraped on port %d (annotations prometheus.io/scrape \"true\" and prometheus.io/port \"%d\")", f.To, port, port)})
 				}
 			}
 			continue
@@ -811,7 +813,7 @@ func unusedFlows(t Table, order []string, groups map[string][]*Object, used map[
 			if used[i][port] {
 				continue
 			}
-			ps = append(ps, Problem{File: FlowFile, Object: f.String(),
+			ps = append(ps, Problem{File: FlowFile, Where: f.String(),
 				Msg: fmt.Sprintf("port %d: no workload of %s names a Service of %s on it in any profile (env, host and port variables, URLs, ConfigMaps and Secrets it reads, command, probes): an opening in the default-deny that nothing uses; drop it, or mark the flow usedFrom (%s) when its caller finds the destination another way",
 					port, f.From, f.To, strings.Join(sortedMapKeys(UsedFromValues), ", "))})
 		}

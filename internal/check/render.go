@@ -19,9 +19,8 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
-// PlaceholderTag is the tag every first-party image gets when rendering
-// without a build, as on the sim cluster.
-const PlaceholderTag = "sim"
+// PlaceholderTag is the tag every first-party image gets when rendering.
+const PlaceholderTag = stack.PlaceholderTag
 
 // Rendered is one Helm release of one layer under one profile, rendered.
 type Rendered struct {
@@ -69,7 +68,7 @@ func (o *Object) Desc() string {
 }
 
 func (o *Object) problem(format string, a ...any) Problem {
-	return Problem{File: o.Source, Object: o.Desc(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(o.Profile)}
+	return Problem{File: o.Source, Where: o.Desc(), Msg: fmt.Sprintf(format, a...), Profiles: profiles(o.Profile)}
 }
 
 func profiles(p string) []string {
@@ -150,13 +149,13 @@ func releases(s *stack.Stack, profileNames []string) ([]release, Problems) {
 		for _, l := range s.Layers {
 			v, err := l.View(p, nil)
 			if err != nil {
-				ps = append(ps, Problem{File: l.File, Object: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
+				ps = append(ps, Problem{File: l.File, Where: "layer " + l.Name, Msg: err.Error(), Profiles: profiles(p)})
 				continue
 			}
 			for _, rel := range v.Releases {
 				sets, err := placeholders(rel, images)
 				if err != nil {
-					ps = append(ps, Problem{File: l.File, Object: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
+					ps = append(ps, Problem{File: l.File, Where: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
 					continue
 				}
 				out = append(out, release{profile: p, layer: l, Release: rel, sets: sets})
@@ -200,13 +199,7 @@ func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, pro
 			continue
 		}
 		rd.Set = rel.sets
-		args := []string{"template", rel.Name, rel.Chart, "--namespace", rel.Namespace, "--include-crds"}
-		for _, f := range rel.ValuesFiles {
-			args = append(args, "--values", f)
-		}
-		for _, kv := range rel.sets {
-			args = append(args, "--set", kv)
-		}
+		args := append(rel.TemplateArgs("", rel.sets), "--include-crds")
 		key := strings.Join(args, "\x00")
 		if _, ok := jobs[key]; !ok {
 			jobs[key] = &helmJob{args: args, release: rel.Release}
@@ -238,7 +231,7 @@ func Render(ctx context.Context, r *run.Runner, s *stack.Stack, helm string, pro
 		if j.err != nil {
 			if !failed[key] {
 				failed[key] = true
-				ps = append(ps, Problem{File: rd.Chart, Object: fmt.Sprintf("release %s (layer %s)", rd.Release, rd.Layer),
+				ps = append(ps, Problem{File: rd.Chart, Where: fmt.Sprintf("release %s (layer %s)", rd.Release, rd.Layer),
 					Msg: "helm template failed: " + j.err.Error(), Profiles: profiles(rd.Profile)})
 			}
 			continue

@@ -202,7 +202,7 @@ func scanYAML(file, object string, b []byte, refs refSet) Problems {
 				} else {
 					where = fmt.Sprintf("%s (line %d)", where, v.Line)
 				}
-				ps = append(ps, Problem{File: file, Object: where, Msg: fmt.Sprintf("%s: %s; no secret value is committed (dev generates it, staging/prod provide it)", path, why)})
+				ps = append(ps, Problem{File: file, Where: where, Msg: fmt.Sprintf("%s: %s; no secret value is committed (dev generates it, staging/prod provide it)", path, why)})
 			}
 		})
 	}

@@ -2,9 +2,9 @@ package check
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -33,30 +33,18 @@ const CertManagerOff = "ALT_CERT_MANAGER=off"
 func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold, profile string) ([]*Object, Note, error) {
 	note := Note{Check: "skaffold", What: "cert-manager and pki releases in `skaffold render -p " + profile + "`",
 		Why: CertManagerOff + ": the jetstack chart repository cannot be reached offline (Render still renders pki)"}
-	type build struct {
-		ImageName string `json:"imageName"`
-		Tag       string `json:"tag"`
-	}
-	var builds struct {
-		Builds []build `json:"builds"`
-	}
-	for _, img := range s.Images(profile) {
-		builds.Builds = append(builds.Builds, build{img, img + ":" + PlaceholderTag})
-	}
 	if err := charts.Vendor(s.Repo); err != nil {
 		return nil, note, err
 	}
-	b, _ := json.Marshal(builds)
-	f, err := os.CreateTemp("", "alt-build-artifacts-*.json")
+	dir, err := os.MkdirTemp("", "alt-build-artifacts-")
 	if err != nil {
 		return nil, note, err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	defer os.RemoveAll(dir)
+	artifacts := filepath.Join(dir, "build-artifacts.json")
+	if err := stack.Artifacts(stack.Placeholders(s.Images(profile))).Write(artifacts); err != nil {
 		return nil, note, err
 	}
-	f.Close()
 
 	rr := runner(r, s.Repo)
 	env := rr.Env
@@ -65,16 +53,16 @@ func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold
 	}
 	rr.Env = append(slices.Clone(env), CertManagerOff)
 	out, err := rr.Output(ctx, skaffold, "render", "--offline", "-f", stack.RootFile, "-p", profile,
-		"--build-artifacts="+f.Name(), "--digest-source=tag")
+		"--build-artifacts="+artifacts, "--digest-source=tag")
 	if err != nil {
-		return nil, note, Problems{{File: stack.RootFile, Object: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
+		return nil, note, Problems{{File: stack.RootFile, Where: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
 	}
 	objs, err := parseManifests(out, stack.RootFile, "")
 	for _, o := range objs {
 		o.Profile = profile
 	}
 	if err != nil {
-		return objs, note, Problems{{File: stack.RootFile, Object: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
+		return objs, note, Problems{{File: stack.RootFile, Where: "skaffold render -p " + profile, Msg: err.Error(), Profiles: profiles(profile)}}
 	}
 	return objs, note, nil
 }
@@ -119,12 +107,12 @@ func SameAsSkaffold(s *stack.Stack, profile string, skaffoldObjs []*Object, rend
 	var ps Problems
 	for _, k := range sortedMapKeys(a) {
 		if a[k] != b[k] {
-			ps = append(ps, Problem{File: stack.RootFile, Object: k, Msg: fmt.Sprintf("rendered %d time(s) from the stack model but %d time(s) by skaffold render", a[k], b[k]), Profiles: profiles(profile)})
+			ps = append(ps, Problem{File: stack.RootFile, Where: k, Msg: fmt.Sprintf("rendered %d time(s) from the stack model but %d time(s) by skaffold render", a[k], b[k]), Profiles: profiles(profile)})
 		}
 	}
 	for _, k := range sortedMapKeys(b) {
 		if _, ok := a[k]; !ok {
-			ps = append(ps, Problem{File: stack.RootFile, Object: k, Msg: fmt.Sprintf("rendered %d time(s) by skaffold render but not from the stack model", b[k]), Profiles: profiles(profile)})
+			ps = append(ps, Problem{File: stack.RootFile, Where: k, Msg: fmt.Sprintf("rendered %d time(s) by skaffold render but not from the stack model", b[k]), Profiles: profiles(profile)})
 		}
 	}
 	return ps.Err()

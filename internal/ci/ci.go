@@ -51,8 +51,11 @@ type gate struct {
 
 // Run runs every stage and returns an error naming every failed check.
 func Run(ctx context.Context, o Options) error {
-	g := &gate{o: o}
-	s, graph, stackErr := loadStack(o.Repo)
+	g, err := newGate(o)
+	if err != nil {
+		return err
+	}
+	s, graph, stackErr := stack.LoadAll(o.Repo)
 
 	g.stage("static")
 	g.cmd(ctx, "go vet ./...", "go", "vet", "./...")
@@ -90,16 +93,32 @@ func Run(ctx context.Context, o Options) error {
 	return g.finish(graph, s)
 }
 
-func loadStack(repo string) (*stack.Stack, *stack.Graph, error) {
-	s, err := stack.Load(repo)
+// newGate keeps a copy of the running targets binary (o.Self) in the
+// checkout's .cache/ci for the deploy passes: the file Mage ran may be
+// rebuilt by another run of `go run mage.go` while this one lasts.
+func newGate(o Options) (*gate, error) {
+	b, err := os.ReadFile(o.Self)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("ci: reading its own executable: %w", err)
 	}
-	g, err := stack.MageGraph(filepath.Join(repo, "magefiles"))
+	self := filepath.Join(o.Repo, Dir, "bin", filepath.Base(o.Self))
+	if err := os.MkdirAll(filepath.Dir(self), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(self), ".self-*")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return s, g, stack.Validate(s, g)
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(b)
+	if err := errors.Join(werr, tmp.Chmod(0o755), tmp.Close()); err != nil {
+		return nil, fmt.Errorf("ci: copying its own executable: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), self); err != nil {
+		return nil, err
+	}
+	o.Self = self
+	return &gate{o: o}, nil
 }
 
 func (g *gate) stage(name string) { ui.Info("── %s", name) }
@@ -153,7 +172,7 @@ func (g *gate) static(ctx context.Context, s *stack.Stack, graph *stack.Graph) {
 		for _, t := range rep.Timings {
 			c := report.Case{Suite: "static", Name: t.Check, Duration: t.Elapsed}
 			for i, f := range failures {
-				if strings.HasPrefix(f.Error(), t.Check+": ") {
+				if cf := (*check.Failure)(nil); errors.As(f, &cf) && cf.Check == t.Check {
 					c.Failure, claimed[i] = f.Error(), true
 				}
 			}
@@ -307,10 +326,4 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 	return errors.Join(errs...)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return strings.Join(run.Tail(s, n), "\n") }

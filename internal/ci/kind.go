@@ -16,6 +16,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/contract"
 	"github.com/alt-platform/orchestration/internal/engine"
+	"github.com/alt-platform/orchestration/internal/kind"
 	"github.com/alt-platform/orchestration/internal/report"
 	"github.com/alt-platform/orchestration/internal/standin"
 )
@@ -26,7 +27,10 @@ const KindName = "alt-ci"
 
 // RunKind runs the kind stage alone (kind:ci), with its report.
 func RunKind(ctx context.Context, o Options) error {
-	g := &gate{o: o}
+	g, err := newGate(o)
+	if err != nil {
+		return err
+	}
 	g.stage("kind")
 	g.kindStage(ctx)
 	return g.finish(nil, nil)
@@ -52,9 +56,7 @@ func (g *gate) kindStage(ctx context.Context) {
 		name = KindName
 	}
 	env := append(os.Environ(), "ALT_CLUSTER=kind", "ALT_PROFILE=dev", "ALT_SRC="+tree,
-		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1",
-		// No chart repository answers offline: cert-manager (a remote chart) is off.
-		"ALT_CERT_MANAGER=off")
+		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1")
 	target := func(timeout time.Duration, extra []string, args ...string) (string, error) {
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -83,6 +85,15 @@ func (g *gate) kindStage(ctx context.Context) {
 		_, err := target(5*time.Minute, nil, "kind:delete")
 		return err
 	})
+	if err := g.add("kind", "kind images: the pinned public ones, or those built here once per machine when no registry answers (kind:image)", func() error {
+		cfg, err := config.FromEnvironment()
+		if err != nil {
+			return err
+		}
+		return kind.FromConfig(g.o.Repo, cfg, g.o.Runner, nil).EnsureImages(ctx)
+	}); err != nil {
+		return
+	}
 	if err := g.add("kind", "kind:create (cluster "+name+")", func() error {
 		_, err := target(60*time.Minute, nil, "kind:create")
 		return err

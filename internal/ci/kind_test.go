@@ -2,6 +2,9 @@ package ci
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,5 +55,30 @@ func TestRetryGateway(t *testing.T) {
 	start := time.Now()
 	if _, _, err := retryGateway(down, 1500*time.Millisecond)("/x"); err == nil || calls < 2 || time.Since(start) > 5*time.Second {
 		t.Errorf("a refused connection: %v after %d calls in %s", err, calls, time.Since(start))
+	}
+}
+
+// ci runs a copy of its own executable for its deploy passes: another
+// `go run mage.go` may rebuild the file Mage ran while ci lasts.
+func TestGateRunsACopyOfItsOwnExecutable(t *testing.T) {
+	repo := t.TempDir()
+	self := filepath.Join(t.TempDir(), "targets")
+	if err := os.WriteFile(self, []byte("#!/bin/sh\necho first\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g, err := newGate(Options{Repo: repo, Self: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(g.o.Self, filepath.Join(repo, Dir)) {
+		t.Fatalf("the gate runs %s, not a copy in the checkout's %s", g.o.Self, Dir)
+	}
+	os.WriteFile(self, []byte("#!/bin/sh\necho second\n"), 0o755) // rebuilt meanwhile
+	out, err := exec.Command(g.o.Self).Output()
+	if err != nil || string(out) != "first\n" {
+		t.Fatalf("the copy ran %q (%v), want the executable as it was when ci started", out, err)
+	}
+	if _, err := newGate(Options{Repo: repo, Self: filepath.Join(repo, "missing")}); err == nil || !strings.Contains(err.Error(), "own executable") {
+		t.Fatalf("a missing executable: %v", err)
 	}
 }

@@ -25,6 +25,7 @@ func (e *Engine) Attach(ctx context.Context) (*Kube, error) {
 	if kc == "" {
 		return nil, fmt.Errorf("no %s cluster yet (nothing deployed): run `mage dev`", e.Cluster.Name())
 	}
+	e.decideCertManager(ctx, false)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	k, err := Connect(cctx, kc, "")

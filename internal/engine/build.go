@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -40,34 +39,23 @@ func (e *Engine) build(ctx context.Context) error {
 	step := ui.Start("build images of %s (skaffold build, BuildKit)", strings.Join(layers, ", "))
 	bk, err := e.buildkitEnv(ctx)
 	if err != nil {
-		return step.End(fmt.Errorf("BuildKit's docker-buildx plugin: %w", err))
+		return step.End(fmt.Errorf("BuildKit for docker build: %w", err))
 	}
 	r := *e.Runner
 	drop := []string{"DOCKER_BUILDKIT"}
-	if len(bk) > 0 {
-		drop = append(drop, "DOCKER_CONFIG")
+	for _, kv := range bk {
+		k, _, _ := strings.Cut(kv, "=")
+		drop = append(drop, k)
 	}
 	r.Env = append(withoutEnv(orEnviron(r.Env), drop...), append(bk, "DOCKER_BUILDKIT=1")...)
 	if err := step.End(r.Run(ctx, "skaffold", args...)); err != nil {
 		return err
 	}
-	b, err := os.ReadFile(e.artifacts)
+	a, err := stack.ReadArtifacts(e.artifacts)
 	if err != nil {
 		return err
 	}
-	var out struct {
-		Builds []struct {
-			ImageName string `json:"imageName"`
-			Tag       string `json:"tag"`
-		} `json:"builds"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return fmt.Errorf("%s: %w", e.artifacts, err)
-	}
-	e.images = map[string]string{}
-	for _, bd := range out.Builds {
-		e.images[bd.ImageName] = bd.Tag
-	}
+	e.images = a
 	return nil
 }
 

@@ -58,7 +58,10 @@ type (
 	preflighter interface {
 		Preflight(ctx context.Context) error
 	}
-	imageRepoer  interface{ ImageRepo() string }
+	imageRepoer interface{ ImageRepo() string }
+	// offliner says whether the cluster reaches no image registry (kind
+	// with the images built here).
+	offliner     interface{ Offline(context.Context) bool }
 	logCollector interface {
 		CollectLogs(dir string) (string, error)
 	}
@@ -69,20 +72,30 @@ var _ interface {
 	preflighter
 	imageRepoer
 	logCollector
+	offliner
 } = (*kind.Provider)(nil)
 
-// reportCertManager says loudly what was switched off.
-func (e *Engine) reportCertManager() {
-	if e.Env["ALT_CERT_MANAGER"] == "off" {
-		ui.Warn("cert-manager and the PKI (ClusterIssuer alt-ca) are switched off (ALT_CERT_MANAGER=off, %s); nothing in this run gets a certificate from them", e.certManagerWhy())
+// decideCertManager settles ALT_CERT_MANAGER=auto before anything reads
+// the layers' inputs: off on an offline cluster (neither the jetstack chart
+// repository nor cert-manager's images can be reached). A deploy says
+// loudly what was switched off.
+func (e *Engine) decideCertManager(ctx context.Context, say bool) {
+	why := "as set"
+	switch {
+	case e.Cfg.Cluster == config.ClusterSim:
+		why = "a sim cluster serves no webhook and the chart repository is unreachable offline"
+	case e.Cfg.CertManager == "auto" && isOffline(ctx, e.Cluster):
+		e.Env["ALT_CERT_MANAGER"] = "off"
+		why = "from auto: the kind cluster is offline, neither the jetstack chart repository nor cert-manager's images can be reached"
+	}
+	if say && e.Env["ALT_CERT_MANAGER"] == "off" {
+		ui.Warn("cert-manager and the PKI (ClusterIssuer alt-ca) are switched off (ALT_CERT_MANAGER=off, %s); nothing in this run gets a certificate from them", why)
 	}
 }
 
-func (e *Engine) certManagerWhy() string {
-	if e.Cfg.Cluster == config.ClusterSim {
-		return "a sim cluster serves no webhook and the chart repository is unreachable offline"
-	}
-	return "set by ALT_CERT_MANAGER"
+func isOffline(ctx context.Context, c Cluster) bool {
+	o, ok := c.(offliner)
+	return ok && o.Offline(ctx)
 }
 
 // contextCluster is an existing cluster reached through a kube context. The

@@ -123,6 +123,34 @@ func (p *platform) kubectl(args ...string) string {
 	return out
 }
 
+// checkSecretScript runs scripts/check-secret, as the hooks do, against a
+// Secret with one key holding a value and one empty: an empty key passes
+// only when written KEY?, a missing key never.
+func (p *platform) checkSecretScript() {
+	p.t.Helper()
+	p.kubectl("create", "secret", "generic", "check-secret-test", "-n", "alt-apps", "--from-literal=full=x", "--from-literal=empty=")
+	defer p.kubectl("delete", "secret", "check-secret-test", "-n", "alt-apps")
+	for _, c := range []struct {
+		keys []string
+		fail string
+	}{
+		{keys: []string{"full", "empty?"}},
+		{keys: []string{"full", "empty"}, fail: "has key 'empty' but no value in it"},
+		{keys: []string{"full", "other?"}, fail: "has no key 'other'"},
+	} {
+		args := append([]string{"alt-apps", "check-secret-test"}, c.keys...)
+		cmd := exec.Command(filepath.Join(p.dir, "scripts", "check-secret"), args...)
+		cmd.Env = p.tc.Env(p.kube)
+		out, err := cmd.CombinedOutput()
+		switch {
+		case c.fail == "" && err != nil:
+			p.t.Errorf("check-secret %s: %v\n%s", strings.Join(args, " "), err, out)
+		case c.fail != "" && (err == nil || !strings.Contains(string(out), c.fail)):
+			p.t.Errorf("check-secret %s: want a failure saying %q, got %v\n%s", strings.Join(args, " "), c.fail, err, out)
+		}
+	}
+}
+
 // revisions maps every Helm release to its latest revision, read from the
 // release records Helm keeps in the API server.
 func (p *platform) revisions() map[string]string {
@@ -199,6 +227,7 @@ func TestAllDeploysSkipsAndRedeploysWhatChanged(t *testing.T) {
 	if !strings.Contains(out, `placeholder tag "sim"`) || !strings.Contains(out, "ALT_CERT_MANAGER=off") {
 		t.Error("the run does not say that sim builds nothing and cert-manager is off")
 	}
+	p.checkSecretScript()
 
 	out, err = p.mage(nil, "all")
 	if err != nil {

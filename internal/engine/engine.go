@@ -121,15 +121,8 @@ type Engine struct {
 // decide when the run ends and which layers it deploys.
 func New(repo string, verbose bool, args []string) (*Engine, error) {
 	cfg, cfgErr := config.FromEnvironment()
-	s, stackErr := stack.Load(repo)
-	var g *stack.Graph
-	var graphErr error
-	if stackErr == nil {
-		if g, graphErr = stack.MageGraph(filepath.Join(repo, "magefiles")); graphErr == nil {
-			graphErr = stack.Validate(s, g)
-		}
-	}
-	if err := errors.Join(cfgErr, stackErr, graphErr); err != nil {
+	s, g, stackErr := stack.LoadAll(repo)
+	if err := errors.Join(cfgErr, stackErr); err != nil {
 		return nil, err
 	}
 	// Every chart's local dependency (charts/common) in its charts/
@@ -174,6 +167,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 			return err
 		}
 	}
+	e.decideCertManager(ctx, true)
 	t0 := time.Now()
 	step := ui.Start("tools: %s", strings.Join(tools.Deploy, ", "))
 	if _, err := e.Tools.Ensure(ctx, tools.Deploy...); err != nil {
@@ -181,7 +175,6 @@ func (e *Engine) prepare(ctx context.Context) error {
 		return err
 	}
 	step.Done()
-	e.reportCertManager()
 	e.prep = append(e.prep, Timing{"tools", time.Since(t0)})
 	t0 = time.Now()
 	kubeconfig, err := e.Cluster.Ensure(ctx)
@@ -268,33 +261,21 @@ func (e *Engine) decideImages(ctx context.Context) error {
 // layerArtifacts writes the build-artifacts file of one layer: only its own
 // images, so Skaffold warns about no image that the layer does not use.
 func (e *Engine) layerArtifacts(v *stack.View) (string, error) {
-	type build struct {
-		ImageName string `json:"imageName"`
-		Tag       string `json:"tag"`
-	}
-	builds := []build{}
-	for _, a := range v.Artifacts {
-		tag, ok := e.images[a.Image]
+	a := stack.Artifacts{}
+	for _, art := range v.Artifacts {
+		tag, ok := e.images[art.Image]
 		if !ok {
-			return "", fmt.Errorf("image %s of %s was not built in this run", a.Image, v.Layer.File)
+			return "", fmt.Errorf("image %s of %s was not built in this run", art.Image, v.Layer.File)
 		}
-		builds = append(builds, build{a.Image, tag})
-	}
-	b, err := json.MarshalIndent(map[string]any{"builds": builds}, "", "  ")
-	if err != nil {
-		return "", err
+		a[art.Image] = tag
 	}
 	path := filepath.Join(filepath.Dir(e.artifacts), fmt.Sprintf("%s-%s-artifacts.json", e.Cfg.Profile, v.Layer.Name))
-	return path, os.WriteFile(path, b, 0o644)
+	return path, a.Write(path)
 }
 
 // placeholderImages are the deterministic tags of a run that builds nothing.
 func (e *Engine) placeholderImages() map[string]string {
-	images := map[string]string{}
-	for _, img := range e.Stack.Images(e.Cfg.Profile) {
-		images[img] = img + ":sim"
-	}
-	return images
+	return stack.Placeholders(e.Stack.Images(e.Cfg.Profile))
 }
 
 // Close releases the deploy lock and whatever the cluster keeps for this

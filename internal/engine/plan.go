@@ -24,6 +24,7 @@ type PlanItem struct {
 // nothing: it starts no cluster, builds nothing and takes no lock.
 func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 	e.images = e.placeholderImages()
+	e.decideCertManager(ctx, false)
 	note := ""
 	if e.Cluster.Name() != config.ClusterSim {
 		note = " (images are built at deploy time; their tags are not predicted)"

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
@@ -40,18 +39,11 @@ func (e *Engine) renderCheck(ctx context.Context, v *stack.View) error {
 }
 
 func (e *Engine) renderRelease(ctx context.Context, v *stack.View, r stack.Release, vars map[string]string) error {
-	args := []string{"template", r.Name, filepath.Join(e.Repo, r.Chart), "--namespace", r.Namespace}
-	for _, f := range r.ValuesFiles {
-		args = append(args, "--values", filepath.Join(e.Repo, f))
-	}
 	sets, err := r.Sets(vars)
 	if err != nil {
 		return fmt.Errorf("%s: profiles[%s].deploy.helm.releases[%s]: %w", v.Layer.File, v.Profile, r.Name, err)
 	}
-	for _, kv := range sets {
-		args = append(args, "--set", kv)
-	}
-	if _, err := e.cmd.Output(ctx, "helm", args...); err != nil {
+	if _, err := e.cmd.Output(ctx, "helm", r.TemplateArgs(e.Repo, sets)...); err != nil {
 		why := err.Error()
 		var re *run.Error
 		if errors.As(err, &re) && strings.TrimSpace(re.Output) != "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/alt-platform/orchestration/internal/kind"
+	"github.com/alt-platform/orchestration/internal/run"
 	"github.com/alt-platform/orchestration/internal/standin"
 	"github.com/alt-platform/orchestration/internal/ui"
 )
@@ -80,29 +81,36 @@ func thirdPartyNames() string {
 	return strings.Join(n, ", ")
 }
 
-// buildkitEnv is what `docker build` needs for BuildKit here: Docker's CLI
-// refuses DOCKER_BUILDKIT=1 without the buildx plugin, so the pinned one
-// (tools cache) goes into a private DOCKER_CONFIG (the user's ~/.docker is
-// not touched; its config.json is copied in). Nothing when the CLI already
-// has buildx.
+// buildkitEnv is what `docker build` needs for BuildKit here, as variables
+// that replace the runner's. Docker's CLI from 23.0 on refuses
+// DOCKER_BUILDKIT=1 without the buildx plugin. In order:
+//   - the CLI has buildx: nothing to add;
+//   - a CLI older than 23.0 (BuildKit built in) is also on PATH, e.g.
+//     Debian's docker.io next to a newer CLI: it goes first on Skaffold's
+//     PATH, alone in a folder of the tools cache;
+//   - else the pinned docker-buildx (tools cache, built once) goes into a
+//     private DOCKER_CONFIG (the user's ~/.docker is not touched; its
+//     config.json is copied in).
 func (e *Engine) buildkitEnv(ctx context.Context) ([]string, error) {
 	if e.Runner.Run(ctx, "docker", "buildx", "version") == nil {
 		return nil, nil
+	}
+	path := envValue(orEnviron(e.Runner.Env), "PATH")
+	if cli, version := builtinBuildkitCLI(ctx, e.Runner, path); cli != "" {
+		dir := filepath.Join(e.Cfg.ToolsDir, "docker-cli")
+		if err := linkInto(dir, "docker", cli); err != nil {
+			return nil, err
+		}
+		ui.Info("BuildKit through Docker's CLI %s at %s, BuildKit built in (the first docker on PATH has no buildx plugin)", version, cli)
+		return []string{"PATH=" + dir + string(os.PathListSeparator) + path}, nil
 	}
 	paths, err := e.Tools.Ensure(ctx, "docker-buildx")
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(e.Cfg.ToolsDir, "docker-config")
-	plugin := filepath.Join(dir, "cli-plugins", "docker-buildx")
-	if err := os.MkdirAll(filepath.Dir(plugin), 0o755); err != nil {
+	if err := linkInto(filepath.Join(dir, "cli-plugins"), "docker-buildx", paths["docker-buildx"]); err != nil {
 		return nil, err
-	}
-	if cur, err := os.Readlink(plugin); err != nil || cur != paths["docker-buildx"] {
-		os.Remove(plugin)
-		if err := os.Symlink(paths["docker-buildx"], plugin); err != nil {
-			return nil, err
-		}
 	}
 	user := os.Getenv("DOCKER_CONFIG")
 	if user == "" {
@@ -117,6 +125,66 @@ func (e *Engine) buildkitEnv(ctx context.Context) ([]string, error) {
 	}
 	ui.Info("BuildKit through the pinned docker-buildx plugin (DOCKER_CONFIG=%s)", dir)
 	return []string{"DOCKER_CONFIG=" + dir}, nil
+}
+
+// linkInto makes dir/name a symbolic link to target, replacing another.
+func linkInto(dir, name, target string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(dir, name)
+	if cur, err := os.Readlink(link); err == nil && cur == target {
+		return nil
+	}
+	os.Remove(link)
+	return os.Symlink(target, link)
+}
+
+// builtinBuildkitCLI returns the first docker on path whose CLI builds
+// with BuildKit without buildx (18.09 up to 23.0), and its version.
+func builtinBuildkitCLI(ctx context.Context, r *run.Runner, path string) (cli, version string) {
+	seen := map[string]bool{}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, "docker")
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil || seen[real] {
+			continue
+		}
+		seen[real] = true
+		out, err := r.Output(ctx, p, "--version")
+		if err != nil {
+			continue
+		}
+		if v, ok := builtinBuildkit(out); ok {
+			return p, v
+		}
+	}
+	return "", ""
+}
+
+// builtinBuildkit reads `docker --version` ("Docker version 20.10.24+dfsg1,
+// build 297e128"): whether that CLI has BuildKit built in, and its version.
+func builtinBuildkit(versionLine string) (string, bool) {
+	v, ok := strings.CutPrefix(strings.TrimSpace(versionLine), "Docker version ")
+	if !ok {
+		return "", false
+	}
+	v, _, _ = strings.Cut(v, ",")
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return "", false
+	}
+	return v, (major > 18 || major == 18 && minor >= 9) && major < 23
+}
+
+// envValue is the value of the variable name in env ("" when unset).
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // withoutEnv drops the variables named from env.

@@ -108,6 +108,7 @@ type Provider struct {
 	o        Options
 	mu       sync.Mutex // CollectLogs
 	prepared bool
+	offline  *bool // decided once by Offline
 }
 
 // New returns the provider; it touches nothing.
@@ -171,18 +172,7 @@ func (p *Provider) prepare(ctx context.Context) error {
 			p.spec.RestrictOOMScoreAdj = true
 		}
 	}
-	offline := false
-	switch p.o.Offline {
-	case "on":
-		offline = true
-		ui.Warn("kind: ALT_KIND_OFFLINE=1: using the images built on this machine (kind:image), not %s", NodeImage)
-	case "off":
-	default:
-		if !p.o.RegistryAnswers(ctx) {
-			offline = true
-			ui.Warn("kind: no image registry answers (%s): using the images built on this machine (kind:image) instead of %s; ALT_KIND_OFFLINE=0 insists on the public ones", config.PublicRegistry, NodeImage)
-		}
-	}
+	offline := p.Offline(ctx)
 	if offline {
 		if p.o.Images == nil {
 			return errors.New("kind: offline, and no builder for the offline images was given (Options.Images)")
@@ -195,6 +185,44 @@ func (p *Provider) prepare(ctx context.Context) error {
 	}
 	p.prepared = true
 	return nil
+}
+
+// Offline decides, once, whether the cluster runs on the images built on
+// this machine (kind:image) rather than the pinned public ones:
+// ALT_KIND_OFFLINE=1, or (unset) no image registry answers. It says so.
+func (p *Provider) Offline(ctx context.Context) bool {
+	if p.offline != nil {
+		return *p.offline
+	}
+	offline := false
+	switch p.o.Offline {
+	case "on":
+		offline = true
+		ui.Warn("kind: ALT_KIND_OFFLINE=1: using the images built on this machine (kind:image), not %s", NodeImage)
+	case "off":
+	default:
+		if !p.o.RegistryAnswers(ctx) {
+			offline = true
+			ui.Warn("kind: no image registry answers (%s): using the images built on this machine (kind:image) instead of %s; ALT_KIND_OFFLINE=0 insists on the public ones", config.PublicRegistry, NodeImage)
+		}
+	}
+	p.offline = &offline
+	return offline
+}
+
+// EnsureImages builds the offline images (kind:image) when the cluster goes
+// offline and they are missing; nothing when a registry answers. Ensure
+// does it too; ci calls it first so that a first run's build is a step of
+// its own, its progress in the log.
+func (p *Provider) EnsureImages(ctx context.Context) error {
+	if !p.Offline(ctx) {
+		return nil
+	}
+	if p.o.Images == nil {
+		return errors.New("kind: offline, and no builder for the offline images was given (Options.Images)")
+	}
+	_, err := p.o.Images.Ensure(ctx)
+	return err
 }
 
 // Spec is the desired state.

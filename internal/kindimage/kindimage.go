@@ -168,10 +168,14 @@ func (b *Builder) Ensure(ctx context.Context) (Images, error) {
 	return imgs, nil
 }
 
-// piece runs one part of the build between progress lines.
+// piece runs one part of the build between progress lines, saying every
+// tools.ProgressEvery that it is still going.
 func piece(name string, f func() error) error {
 	s := ui.Start("kind image: %s", name)
-	if err := s.End(f()); err != nil {
+	stop := s.Tick(tools.ProgressEvery)
+	err := f()
+	stop()
+	if err := s.End(err); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	return nil
@@ -196,12 +200,10 @@ func (b *Builder) build(ctx context.Context, dir string) error {
 }
 
 func (b *Builder) buildPieces(ctx context.Context, dir string, waitRootfs func() error) error {
-	var bins map[string]string
-	if err := piece("binaries from the Go module proxy ("+strings.Join(tools.KindImage, ", ")+")", func() (err error) {
-		bins, err = b.Tools.Ensure(ctx, tools.KindImage...)
-		return err
-	}); err != nil {
-		return err
+	// Each tool build prints its own progress.
+	bins, err := b.Tools.Ensure(ctx, tools.KindImage...)
+	if err != nil {
+		return fmt.Errorf("binaries from the Go module proxy: %w", err)
 	}
 	if err := piece("pause (a static Go program)", func() (err error) {
 		bins["pause"], err = b.buildPause(ctx, filepath.Join(dir, "pause"))

@@ -75,7 +75,7 @@ func (e *Error) Error() string {
 	fmt.Fprintf(&b, "%s: %v\n  command: %s", e.Cmd.Name, e.Err, e.Cmd)
 	if out := strings.TrimSpace(e.Output); out != "" {
 		b.WriteString("\n  output:\n")
-		for _, l := range tail(out, 40) {
+		for _, l := range Tail(out, 40) {
 			b.WriteString("    " + l + "\n")
 		}
 	}
@@ -220,8 +220,10 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func tail(s string, n int) []string {
-	lines := strings.Split(s, "\n")
+// Tail is the last n lines of s, after a line saying how many came
+// before them when there were more.
+func Tail(s string, n int) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
 	}

@@ -100,6 +100,19 @@ func (l layout) logFile(n string) string         { return l.path("logs", n+".log
 func (l layout) state() string                   { return l.path("state.json") }
 func (l layout) pki() pki                        { return pki{dir: l.path("pki")} }
 
+// servingArgs are the flags of a control-plane component that reaches the
+// API server with its own kubeconfig and serves its health on loopback
+// with its own certificate.
+func (l layout) servingArgs(k pki, name string, port int) []string {
+	return []string{
+		"--kubeconfig=" + l.componentConfig(name),
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + k.crt(name),
+		"--tls-private-key-file=" + k.key(name),
+	}
+}
+
 // component is one process of the cluster and how to check it.
 type component struct {
 	name   string
@@ -156,12 +169,7 @@ func components(l layout, p Ports, bins map[string]string) []component {
 			"--service-account-signing-key-file=" + k.saKey(),
 			"--profiling=false",
 		}},
-		{name: ControllerManager, bin: bins[ControllerManager], health: "https://" + loop(p.ControllerManager) + "/healthz", args: []string{
-			"--kubeconfig=" + l.componentConfig(ControllerManager),
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(p.ControllerManager),
-			"--tls-cert-file=" + k.crt(ControllerManager),
-			"--tls-private-key-file=" + k.key(ControllerManager),
+		{name: ControllerManager, bin: bins[ControllerManager], health: "https://" + loop(p.ControllerManager) + "/healthz", args: append(l.servingArgs(k, ControllerManager, p.ControllerManager),
 			// nodeipam needs a cluster CIDR and is useless without a CNI;
 			// node lifecycle (in "*") must run, or new nodes keep their
 			// not-ready taint and nothing schedules.
@@ -173,23 +181,18 @@ func components(l layout, p Ports, bins map[string]string) []component {
 			// those tokens one controller after another doubles the time
 			// to a schedulable cluster (9 s instead of 4.5 s here).
 			"--use-service-account-credentials=false",
-			"--service-account-private-key-file=" + k.saKey(),
-			"--root-ca-file=" + k.crt("ca"),
-			"--cluster-signing-cert-file=" + k.crt("ca"),
-			"--cluster-signing-key-file=" + k.key("ca"),
-			"--service-cluster-ip-range=" + ServiceCIDR,
+			"--service-account-private-key-file="+k.saKey(),
+			"--root-ca-file="+k.crt("ca"),
+			"--cluster-signing-cert-file="+k.crt("ca"),
+			"--cluster-signing-key-file="+k.key("ca"),
+			"--service-cluster-ip-range="+ServiceCIDR,
 			"--cluster-name=alt-sim",
 			"--profiling=false",
-		}},
-		{name: Scheduler, bin: bins[Scheduler], health: "https://" + loop(p.Scheduler) + "/healthz", args: []string{
-			"--kubeconfig=" + l.componentConfig(Scheduler),
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(p.Scheduler),
-			"--tls-cert-file=" + k.crt(Scheduler),
-			"--tls-private-key-file=" + k.key(Scheduler),
+		)},
+		{name: Scheduler, bin: bins[Scheduler], health: "https://" + loop(p.Scheduler) + "/healthz", args: append(l.servingArgs(k, Scheduler, p.Scheduler),
 			"--leader-elect=false",
 			"--profiling=false",
-		}},
+		)},
 		{name: Kwok, bin: bins[Kwok], health: "http://" + loop(p.Kwok) + "/healthz",
 			// kwok reads ~/.kwok/kwok.yaml when it exists; keep it hermetic.
 			env: []string{"HOME=" + l.path("kwok")},

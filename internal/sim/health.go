@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/alt-platform/orchestration/internal/run"
 )
 
 // prober asks the components' health endpoints and the API server.
@@ -196,15 +197,12 @@ func firstLines(s string, n int) string {
 	return strings.Join(lines, " | ")
 }
 
-// tailFile returns the last n lines of a file, for error messages.
+// tailFile returns the last n lines of a file, indented, for error
+// messages.
 func tailFile(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "    " + string(bytes.Join(lines, []byte("\n    ")))
+	return "    " + strings.Join(run.Tail(string(b), n), "\n    ")
 }

@@ -1,11 +1,71 @@
 package stack
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 )
+
+// PlaceholderTag is the tag every first-party image gets where nothing is
+// built: the sim cluster, the static checks, bench.
+const PlaceholderTag = "sim"
+
+// Placeholders maps each image to itself with the placeholder tag.
+func Placeholders(images []string) map[string]string {
+	m := make(map[string]string, len(images))
+	for _, img := range images {
+		m[img] = img + ":" + PlaceholderTag
+	}
+	return m
+}
+
+// Artifacts maps images to the references they deploy as: the build
+// artifacts file of `skaffold build --file-output` and `skaffold deploy
+// --build-artifacts`.
+type Artifacts map[string]string
+
+type artifactsFile struct {
+	Builds []artifactBuild `json:"builds"`
+}
+
+type artifactBuild struct {
+	ImageName string `json:"imageName"`
+	Tag       string `json:"tag"`
+}
+
+// Write writes a as a build artifacts file, its images in sorted order.
+func (a Artifacts) Write(path string) error {
+	f := artifactsFile{Builds: []artifactBuild{}}
+	for _, img := range sortedKeys(a) {
+		f.Builds = append(f.Builds, artifactBuild{img, a[img]})
+	}
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// ReadArtifacts reads a build artifacts file.
+func ReadArtifacts(path string) (Artifacts, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f artifactsFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	a := Artifacts{}
+	for _, bd := range f.Builds {
+		a[bd.ImageName] = bd.Tag
+	}
+	return a, nil
+}
 
 var nonAlnum = regexp.MustCompile(`[^A-Za-z0-9]`)
 
@@ -37,6 +97,20 @@ func ImageVars(vars map[string]string, image, ref string) {
 }
 
 var templateVar = regexp.MustCompile(`\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}`)
+
+// TemplateArgs are the arguments of `helm template` for the release with
+// its values files and the given --set values; chart and values paths are
+// joined to root ("" keeps them relative to the repository).
+func (r Release) TemplateArgs(root string, sets []string) []string {
+	args := []string{"template", r.Name, filepath.Join(root, r.Chart), "--namespace", r.Namespace}
+	for _, f := range r.ValuesFiles {
+		args = append(args, "--values", filepath.Join(root, f))
+	}
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
 
 // Sets are the release's setValueTemplates filled from vars, as Helm
 // `--set` arguments (key=value, keys sorted), the way Skaffold passes them.

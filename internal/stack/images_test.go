@@ -1,6 +1,9 @@
 package stack
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -43,5 +46,25 @@ func TestReleaseSets(t *testing.T) {
 	r.Templates = map[string]string{"x": `{{ default "a" .B }}`}
 	if _, err := r.Sets(map[string]string{}); err == nil || !strings.Contains(err.Error(), "only plain {{.NAME}}") {
 		t.Errorf("pipeline: %v", err)
+	}
+}
+
+func TestArtifactsFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "build-artifacts.json")
+	want := Placeholders([]string{"web", "api"})
+	want["db"] = "localhost:5001/db:abc@sha256:0123"
+	if err := Artifacts(want).Write(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadArtifacts(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(map[string]string(got)) != fmt.Sprint(want) || got["web"] != "web:sim" {
+		t.Fatalf("read back %v, wrote %v", got, want)
+	}
+	os.WriteFile(path, []byte("builds: ["), 0o644)
+	if _, err := ReadArtifacts(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a broken file: want an error naming it, got %v", err)
 	}
 }

@@ -128,7 +128,7 @@ func walkSchema(file, path string, v any, s, root *jsonSchema, ps *Problems) {
 				if near := nearest(k, slices.Sorted(maps.Keys(fs))); near != "" {
 					msg += "; did you mean " + near + "?"
 				}
-				*ps = append(*ps, Problem{File: file, Field: field, Msg: msg})
+				*ps = append(*ps, Problem{File: file, Where: field, Msg: msg})
 				continue
 			}
 			walkSchema(file, field, v[k], sub, root, ps)

@@ -14,35 +14,30 @@ import (
 	"github.com/alt-platform/orchestration/internal/charts"
 )
 
-// Problem is one thing wrong with the Skaffold files, located by file and
-// field.
-type Problem struct {
-	File  string // relative to the repository root
-	Field string // e.g. profiles[prod].deploy.helm.releases[alt-backend].chartPath
-	Msg   string // what is wrong and what is expected
-}
-
-func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.File, p.Field, p.Msg) }
-
-// Problems is every problem found; it is an error when not empty.
-type Problems []Problem
-
-func (ps Problems) Error() string {
-	lines := make([]string, len(ps))
-	for i, p := range ps {
-		lines[i] = "  " + p.String()
-	}
-	return fmt.Sprintf("the stack has %d problem(s):\n%s", len(ps), strings.Join(lines, "\n"))
-}
-
 var imageVar = regexp.MustCompile(`\{\{\s*\.IMAGE_(?:REPO|TAG|DIGEST|FULLY_QUALIFIED|DOMAIN|REPO_NO_DOMAIN)_([A-Za-z0-9_]+)\s*\}\}`)
+
+// LoadAll loads the Skaffold files of repo and the Mage graph of its
+// magefiles and validates them together: every problem is in the error.
+// The stack and the graph are returned when they could be read, even when
+// they do not agree.
+func LoadAll(repo string) (*Stack, *Graph, error) {
+	s, err := Load(repo)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := MageGraph(filepath.Join(repo, "magefiles"))
+	if err != nil {
+		return s, nil, err
+	}
+	return s, g, Validate(s, g)
+}
 
 // Validate checks the stack against the Mage graph and reports every
 // problem at once (nil when there is none).
 func Validate(s *Stack, g *Graph) error {
 	var ps Problems
 	add := func(file, field, format string, a ...any) {
-		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+		ps = append(ps, Problem{File: file, Where: field, Msg: fmt.Sprintf(format, a...)})
 	}
 
 	ps = append(ps, s.unknown...)
@@ -89,11 +84,7 @@ func Validate(s *Stack, g *Graph) error {
 	}
 
 	ps = append(ps, validateGraph(s, g)...)
-	ps = dedupe(ps)
-	if len(ps) == 0 {
-		return nil
-	}
-	return ps
+	return ps.Err()
 }
 
 // activationValue satisfies the activation of profile name, for validating
@@ -117,7 +108,7 @@ func validateView(repo string, v *View) Problems {
 	file := v.Layer.File
 	pf := func(rest string) string { return fmt.Sprintf("profiles[%s].%s", v.Profile, rest) }
 	add := func(field, format string, a ...any) {
-		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+		ps = append(ps, Problem{File: file, Where: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	exists := func(rel string) bool { _, err := os.Stat(filepath.Join(repo, rel)); return err == nil }
 
@@ -182,7 +173,7 @@ func validateView(repo string, v *View) Problems {
 			if b, err := os.ReadFile(filepath.Join(repo, f)); err == nil {
 				var values map[string]any
 				if err := yaml.Unmarshal(b, &values); err != nil {
-					ps = append(ps, Problem{File: f, Field: "content", Msg: fmt.Sprintf("not valid YAML (release %s reads it): %v", r.Name, err)})
+					ps = append(ps, Problem{File: f, Where: "content", Msg: fmt.Sprintf("not valid YAML (release %s reads it): %v", r.Name, err)})
 				}
 			}
 		}
@@ -252,9 +243,9 @@ func unusedValues(repo string, l *Layer) Problems {
 		switch {
 		case used[f]:
 		case len(onlyBy[f]) > 0:
-			ps = append(ps, Problem{File: f, Field: "valuesFiles", Msg: fmt.Sprintf("read only by profile %s of %s, which is not a profile of the platform (%s)", strings.Join(onlyBy[f], ", "), l.File, strings.Join(profileNames, ", "))})
+			ps = append(ps, Problem{File: f, Where: "valuesFiles", Msg: fmt.Sprintf("read only by profile %s of %s, which is not a profile of the platform (%s)", strings.Join(onlyBy[f], ", "), l.File, strings.Join(profileNames, ", "))})
 		default:
-			ps = append(ps, Problem{File: f, Field: "valuesFiles", Msg: fmt.Sprintf("no release of %s reads it in any profile (%s); delete it, or name it in a release's valuesFiles", l.File, strings.Join(profileNames, ", "))})
+			ps = append(ps, Problem{File: f, Where: "valuesFiles", Msg: fmt.Sprintf("no release of %s reads it in any profile (%s); delete it, or name it in a release's valuesFiles", l.File, strings.Join(profileNames, ", "))})
 		}
 	}
 	return ps
@@ -264,7 +255,7 @@ func validateGraph(s *Stack, g *Graph) Problems {
 	var ps Problems
 	const mage = "magefiles"
 	add := func(file, field, format string, a ...any) {
-		ps = append(ps, Problem{File: file, Field: field, Msg: fmt.Sprintf(format, a...)})
+		ps = append(ps, Problem{File: file, Where: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	pos := map[string]int{}
 	for i, l := range s.Layers {
@@ -310,16 +301,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-func dedupe(ps Problems) Problems {
-	seen := map[string]bool{}
-	var out Problems
-	for _, p := range ps {
-		if !seen[p.String()] {
-			seen[p.String()] = true
-			out = append(out, p)
-		}
-	}
-	return out
 }

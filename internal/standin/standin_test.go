@@ -140,22 +140,24 @@ func TestToldToCrash(t *testing.T) {
 	}
 }
 
-func TestRunModeDialsTheDatabase(t *testing.T) {
+// database listens on a loopback port that accepts every connection (a
+// database that answers a dial), as the database stand-ins do; closing l
+// stops it, and so does the end of the test.
+func database(t *testing.T) (l net.Listener, host, port string) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	host, port, _ := net.SplitHostPort(l.Addr().String())
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go acceptAndClose(ctx, l)
+	host, port, _ = net.SplitHostPort(l.Addr().String())
+	return l, host, port
+}
+
+func TestRunModeDialsTheDatabase(t *testing.T) {
+	l, host, port := database(t)
 	cfg := Config{Name: "postgres", Image: "alt-atlas-migrations", Commands: []Command{
 		{Arg: "apply", Mode: "run", Env: []string{"DATABASE_URL"}, Dial: []string{"$DATABASE_URL"}},
 	}}
@@ -176,18 +178,7 @@ func TestRunModeDialsTheDatabase(t *testing.T) {
 }
 
 func TestPostgresTools(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	host, port, _ := net.SplitHostPort(l.Addr().String())
+	l, host, port := database(t)
 	env := map[string]string{"PGHOST": host, "PGPORT": port}
 	ctx := context.Background()
 	if r := runProc(ctx, []string{"pg_isready", "-h", host, "-p", port, "-t", "3"}, nil, "", nil); r.code != 0 || !strings.Contains(r.stdout, "accepting connections") {
@@ -251,18 +242,7 @@ func TestMeilisearchThroughCurlAndJq(t *testing.T) {
 }
 
 func TestClickhouseClientReadsItsConfigFile(t *testing.T) {
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	host, port, _ := net.SplitHostPort(l.Addr().String())
+	l, host, port := database(t)
 	cf := filepath.Join(t.TempDir(), "client.xml")
 	os.WriteFile(cf, []byte(fmt.Sprintf("<config>\n  <host>%s</host>\n  <port>%s</port>\n  <user>u</user>\n</config>\n", host, port)), 0o600)
 	if r := runProc(context.Background(), []string{"clickhouse-client", "--config-file=" + cf, "--query", "SELECT 1"}, nil, "", nil); r.code != 0 {

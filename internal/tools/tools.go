@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/alt-platform/orchestration/internal/flock"
 
@@ -114,11 +115,12 @@ var All = []Tool{
 	{Name: "coredns", Version: "v1.12.1", Package: "github.com/coredns/coredns",
 		Module:    &Module{Name: "coredns-v1.12.1", Require: []string{"github.com/coredns/coredns v1.12.1"}},
 		KindImage: true},
-	// docker-buildx: the Docker CLI here (Debian's 20.10, or a newer CLI
-	// without the plugin) refuses DOCKER_BUILDKIT=1 without it, and Skaffold's
-	// `useBuildkit` builds through the CLI. Only kind builds images: it goes
-	// into a private DOCKER_CONFIG's cli-plugins (BuildxConfigDir), never
-	// into the user's ~/.docker. v0.11.2 was verified against Docker 20.10.
+	// docker-buildx: Docker's CLI from 23.0 on refuses DOCKER_BUILDKIT=1
+	// without it, and Skaffold's `useBuildkit` builds through the CLI. Built
+	// only when no CLI on PATH has buildx or BuildKit built in (engine's
+	// buildkitEnv); it goes into a private DOCKER_CONFIG's cli-plugins,
+	// never into the user's ~/.docker. v0.11.2 was verified against Docker
+	// 20.10.
 	{Name: "docker-buildx", Version: "v0.11.2", Package: "github.com/docker/buildx/cmd/buildx",
 		Module:  &Module{Name: "buildx-v0.11.2", Require: []string{"github.com/docker/buildx v0.11.2"}},
 		LDFlags: "-X github.com/docker/buildx/version.Version=v0.11.2", KindImage: true},
@@ -245,14 +247,20 @@ func (c *Cache) Ensure(ctx context.Context, names ...string) (map[string]string,
 			missing = append(missing, t)
 		}
 	}
-	for _, t := range missing {
-		step := ui.Start("build %s %s: not in the cache or damaged (minutes for the Kubernetes binaries)", t.Name, t.Version)
-		if err := step.End(c.build(ctx, t)); err != nil {
+	for i, t := range missing {
+		step := ui.Start("build %s %s (tool %d of %d missing)", t.Name, t.Version, i+1, len(missing))
+		stop := step.Tick(ProgressEvery)
+		err := c.build(ctx, t)
+		stop()
+		if err := step.End(err); err != nil {
 			return nil, fmt.Errorf("tools: build %s %s into %s: %w", t.Name, t.Version, c.Path(t), err)
 		}
 	}
 	return paths, nil
 }
+
+// ProgressEvery is how often a tool build says it is still going.
+var ProgressEvery = 10 * time.Second
 
 // build compiles one tool in its wrapper module, under a lock so that two
 // runs never write the same binary.

@@ -56,6 +56,27 @@ func Start(format string, a ...any) *Step {
 // Elapsed is the time since the step started.
 func (s *Step) Elapsed() time.Duration { return time.Since(s.start) }
 
+// Tick prints "   name: 1m10s so far" every interval until stop is called,
+// so that a step of minutes (a tool build, an image build) shows it is
+// alive. Steps are quiet for their first interval.
+func (s *Step) Tick(every time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				printf("   %s: %s so far\n", s.name, s.Elapsed().Round(time.Second))
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done) }) }
+}
+
 // Done prints " ✓ name (1.2s)".
 func (s *Step) Done() { printf(" %s %s (%s)\n", green("✓"), s.name, Round(s.Elapsed())) }
 

@@ -41,15 +41,26 @@ need_args() {
 }
 
 # check_secret NAMESPACE NAME KEY...: the Secret exists in the namespace and
-# has each key in its data (a key may hold an empty value: the dev OAuth
-# token Secret starts empty).
+# each key in its data holds a value. A key written KEY? may be empty (the
+# OAuth token Secret starts empty until the first sign-in).
 check_secret() {
 	ns=$1 name=$2
 	shift 2
 	data=$(kube --namespace="$ns" get secret "$name" -o 'jsonpath={.data}') ||
 		fail "Secret $ns/$name cannot be read (see docs/contract.md for who provides it)"
 	for key in "$@"; do
+		may_be_empty=
+		case $key in
+		*"?")
+			key=${key%"?"}
+			may_be_empty=yes
+			;;
+		esac
 		case "$data" in
+		*"\"$key\":\"\""*)
+			[ -n "$may_be_empty" ] ||
+				fail "Secret $ns/$name has key '$key' but no value in it (see docs/contract.md)"
+			;;
 		*"\"$key\":"*) ;;
 		*) fail "Secret $ns/$name has no key '$key' (see docs/contract.md)" ;;
 		esac
