@@ -129,12 +129,26 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 		return err
 	}
 	t0 := time.Now()
+	updated, err := e.syncSecrets(ctx, v, res)
+	if e.secrets != nil && e.secrets.src != nil {
+		res.took("secrets", t0)
+	}
+	if err != nil {
+		res.Detail = "its Secrets could not be written: " + err.Error()
+		return err
+	}
+	t0 = time.Now()
 	step := ui.Start("%s (%s): check", name, l.Dir)
 	d, err := e.decide(ctx, v)
 	res.took("check", t0)
 	if err != nil {
 		step.Fail()
 		return err
+	}
+	if len(updated) > 0 && !d.Deploy {
+		// A changed value reaches what reads it at deploy (the roles Job
+		// sets the new passwords).
+		d.Deploy, d.Reason = true, "Secrets updated from "+e.secrets.file+": "+shortList(updated, 4)
 	}
 	if !d.Deploy {
 		res.Action, res.Detail = Unchanged, "digest "+d.Inputs.Digest()
