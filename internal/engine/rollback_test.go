@@ -25,7 +25,7 @@ func TestRollback(t *testing.T) {
 		t.Fatalf("operations: %v", err)
 	}
 	out, err = p.mage(nil, "rollback", "-layer=08")
-	if err == nil || !strings.Contains(out, "only the current one is recorded") {
+	if err == nil || !strings.Contains(out, "no previous verified deploy") || !strings.Contains(out, "(current)") {
 		t.Fatalf("a rollback after one deploy: %v, want a refusal naming the current deploy", err)
 	}
 	retention := func() string {
