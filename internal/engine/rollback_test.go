@@ -31,12 +31,13 @@ func TestRollback(t *testing.T) {
 	retention := func() string {
 		return regexp.MustCompile(`retention\.time=(\w+)`).FindString(p.kubectl("get", "statefulsets", "-n", "alt-observability", "-o", "jsonpath={..args}"))
 	}
-	if got := retention(); got != "retention.time=15d" {
-		t.Fatalf("prometheus runs with %q, want the chart's 15d", got)
+	orig := retention()
+	if orig == "" || orig == "retention.time=9d" {
+		t.Fatalf("prometheus runs with %q; the test changes it to 9d", orig)
 	}
 	before := p.revisions()
 
-	values := filepath.Join(p.dir, "charts", "monitoring", "values.yaml")
+	values := filepath.Join(p.dir, "skaffold", "08-operations", "values", "monitoring.yaml")
 	b, err := os.ReadFile(values)
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +64,8 @@ func TestRollback(t *testing.T) {
 			t.Errorf("the rollback does not say %q", want)
 		}
 	}
-	if got := retention(); got != "retention.time=15d" {
-		t.Errorf("prometheus runs with %q after the rollback, want 15d again", got)
+	if got := retention(); got != orig {
+		t.Errorf("prometheus runs with %q after the rollback, want %q again", got, orig)
 	}
 	after := p.revisions()
 	for rel, rev := range after {
@@ -80,7 +81,7 @@ func TestRollback(t *testing.T) {
 	if err != nil {
 		t.Fatalf("operations after the rollback: %v", err)
 	}
-	if got := actions(out)["alt-operations"]; got != "deployed" || !strings.Contains(out, "charts/monitoring/values.yaml") {
+	if got := actions(out)["alt-operations"]; got != "deployed" || !strings.Contains(out, "values/monitoring.yaml") {
 		t.Errorf("alt-operations %q after the rollback, want deployed naming the changed values file", got)
 	}
 	if got := retention(); got != "retention.time=9d" {
