@@ -133,8 +133,8 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 		return err
 	}
 	t0 := time.Now()
-	updated, err := e.syncSecrets(ctx, v, res)
-	if e.secrets != nil && e.secrets.src != nil {
+	updated, err := e.syncSecrets(ctx, v)
+	if len(e.layerSecrets(v)) > 0 {
 		res.took("secrets", t0)
 	}
 	if err != nil {

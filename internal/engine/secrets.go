@@ -64,17 +64,10 @@ func (e *Engine) loadSecrets(layers []string) error {
 	return nil
 }
 
-// secretCounts are what a layer's secrets step did.
-type secretCounts struct{ created, updated, same, kept int }
-
-// syncSecrets creates or updates, in every namespace the contract names,
-// each Secret the layer owns, then reads every copy back and compares it
-// with the file by hash. It returns the names it updated (the layer must
-// be deployed again: a roles Job sets the new passwords). No value is put
-// in an argument, a log line or an error.
-func (e *Engine) syncSecrets(ctx context.Context, v *stack.View, res *Result) ([]string, error) {
+// layerSecrets are the needs of the run's file that the layer owns.
+func (e *Engine) layerSecrets(v *stack.View) []secrets.Need {
 	if e.secrets == nil || e.secrets.src == nil {
-		return nil, nil
+		return nil
 	}
 	prefix := secrets.LayerPrefix(v.Layer.File)
 	var mine []secrets.Need
@@ -83,6 +76,19 @@ func (e *Engine) syncSecrets(ctx context.Context, v *stack.View, res *Result) ([
 			mine = append(mine, n)
 		}
 	}
+	return mine
+}
+
+// secretCounts are what a layer's secrets step did.
+type secretCounts struct{ created, updated, same, kept int }
+
+// syncSecrets creates or updates, in every namespace the contract names,
+// each Secret the layer owns, then reads every copy back and compares it
+// with the file by hash. It returns the names it updated (the layer must
+// be deployed again: a roles Job sets the new passwords). No value is put
+// in an argument, a log line or an error.
+func (e *Engine) syncSecrets(ctx context.Context, v *stack.View) ([]string, error) {
+	mine := e.layerSecrets(v)
 	if len(mine) == 0 {
 		return nil, nil
 	}
