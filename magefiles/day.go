@@ -158,3 +158,18 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// Rollback returns one layer to its previous verified deploy: each of its Helm releases back to the revision that deploy verified (the same rendered objects and image references), then verified as any deploy and recorded. Refused, naming the recorded deploys, when there is none before the current one. -layer=NAME (as for down: operations, alt-operations, 08-operations or 08); without it, it lists what each layer could return to. Holds the deploy lock. The next deploy of your files deploys them again.
+func Rollback(ctx context.Context, layer *string) error {
+	if err := alone("rollback", 0, "-layer=NAME (`mage rollback -layer=operations`)"); err != nil {
+		return err
+	}
+	e, err := eng()
+	if err != nil {
+		return err
+	}
+	if deref(layer) == "" {
+		return e.RollbackChoices(ctx)
+	}
+	return e.Rollback(ctx, deref(layer))
+}

@@ -72,6 +72,9 @@ type Config struct {
 	// OtherProfile allows deploying ALT_PROFILE to a cluster whose first
 	// deploy bound it to another profile (and binds it to ALT_PROFILE).
 	OtherProfile bool
+	// TestSimProfiles lets staging and prod deploy to a sim cluster: a
+	// switch for tests only, announced loudly by every run that uses it.
+	TestSimProfiles bool
 	// Settings lists every setting in documentation order, for config:show.
 	Settings []Setting
 }
@@ -186,6 +189,10 @@ func Load(env Env, docker Docker) (*Config, error) {
 		errs = append(errs, fmt.Errorf("ALT_KIND_OFFLINE=%q: expected 1, 0 or auto", kindOffline.Value))
 	}
 	otherProfile, otherProfileOn := flag("ALT_OTHER_PROFILE", "1: deploy ALT_PROFILE to a cluster whose first deploy bound it to another profile, and bind it to ALT_PROFILE; unset: refuse, naming both")
+	testSim, testSimOn := flag("ALT_TEST_SIM_PROFILES", "tests only: 1 lets staging and prod deploy to a sim cluster (the profile guard is off for sim, said in a banner); never for a real deploy")
+	if testSimOn && cluster.Value != ClusterSim {
+		errs = append(errs, fmt.Errorf("ALT_TEST_SIM_PROFILES=1: only with ALT_CLUSTER=sim (ALT_CLUSTER is %q); unset it", cluster.Value))
+	}
 	standinCrash := get("ALT_STANDIN_CRASH", "", "releases (comma-separated) whose stand-in kind:standins builds to crash: its health answers 503, then it exits 3")
 	for _, r := range strings.Split(standinCrash.Value, ",") {
 		if r = strings.TrimSpace(r); r != "" {
@@ -195,7 +202,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	if cluster.Value == ClusterKind && profile.Value == "dev" && registry.Value != "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY=%q: not used with ALT_CLUSTER=kind and the dev profile (images go to the cluster's local registry, localhost:%s); unset it", registry.Value, kindPort.Value))
 	}
-	if knownProfile && slices.Contains(Clusters, cluster.Value) {
+	if knownProfile && slices.Contains(Clusters, cluster.Value) && !(testSimOn && cluster.Value == ClusterSim) {
 		// Only a valid profile on a valid cluster kind can be the wrong match.
 		errs = append(errs, targetErrors(profile.Value, cluster.Value)...)
 	}
@@ -204,8 +211,8 @@ func Load(env Env, docker Docker) (*Config, error) {
 	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
-	c.KindRecreate, c.OtherProfile = kindRecreateOn, otherProfileOn
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash}
+	c.KindRecreate, c.OtherProfile, c.TestSimProfiles = kindRecreateOn, otherProfileOn, testSimOn
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash, testSim}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}

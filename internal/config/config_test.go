@@ -94,6 +94,10 @@ func TestTargetSafety(t *testing.T) {
 		{map[string]string{"ALT_CERT_MANAGER": "maybe"}, `ALT_CERT_MANAGER="maybe"`},
 		{map[string]string{"ALT_CLUSTER": "sim", "ALT_CERT_MANAGER": "on"}, "ALT_CERT_MANAGER=on: a sim cluster cannot serve"},
 		{map[string]string{"ALT_CLUSTER": "context", "ALT_KUBE_CONTEXT": "kind-alt", "ALT_CERT_MANAGER": "on"}, ""},
+		// The tests' switch: staging and prod on sim, and nowhere else.
+		{map[string]string{"ALT_PROFILE": "staging", "ALT_CLUSTER": "sim", "ALT_REGISTRY": "r", "ALT_TEST_SIM_PROFILES": "1"}, ""},
+		{map[string]string{"ALT_PROFILE": "prod", "ALT_CLUSTER": "kind", "ALT_REGISTRY": "r", "ALT_TEST_SIM_PROFILES": "1"}, "ALT_TEST_SIM_PROFILES=1: only with ALT_CLUSTER=sim"},
+		{map[string]string{"ALT_PROFILE": "prod", "ALT_CLUSTER": "kind", "ALT_REGISTRY": "r", "ALT_TEST_SIM_PROFILES": "1"}, "ALT_PROFILE=prod refuses ALT_CLUSTER=kind"},
 	}
 	for _, tt := range tests {
 		_, err := Load(env(tt.env), func() bool { return false })

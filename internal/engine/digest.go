@@ -148,6 +148,28 @@ type Record struct {
 	Profile string `json:"profile"`
 	Time    string `json:"time"`
 	Inputs  Inputs `json:"inputs"`
+	// Revisions are the Helm revision of each release ("namespace/name")
+	// that this deploy verified: what `rollback` returns to.
+	Revisions map[string]int `json:"revisions,omitempty"`
+	// RolledBackTo is the time of the deploy a rollback returned to.
+	RolledBackTo string `json:"rolledBackTo,omitempty"`
+}
+
+// historyMax is how many verified deploys of a layer are remembered.
+const historyMax = 5
+
+// historyKey is the state ConfigMap key of a layer's verified deploys.
+func historyKey(layer string) string { return layer + historySuffix }
+
+const historySuffix = ".history"
+
+// Describe is one line about a recorded deploy.
+func (r Record) Describe() string {
+	s := fmt.Sprintf("%s digest %s", r.Time, r.Digest)
+	if r.RolledBackTo != "" {
+		s += " (a rollback to " + r.RolledBackTo + ")"
+	}
+	return s
 }
 
 func (r Record) encode() string {

@@ -137,6 +137,11 @@ func (e *Engine) downLayer(ctx context.Context, k *Kube, layer string, purge boo
 		step.Fail()
 		return fmt.Errorf("uninstalled, but clearing its record failed: %w", err)
 	}
+	// Its releases are gone: no deploy of it can be rolled back to.
+	if err := e.state.ForgetHistory(ctx, layer); err != nil {
+		step.Fail()
+		return fmt.Errorf("uninstalled, but clearing its history failed: %w", err)
+	}
 	if len(did) == 0 {
 		step.Skip("nothing installed; record cleared")
 	} else {

@@ -25,6 +25,7 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 	"github.com/alt-platform/orchestration/internal/tools"
 	"github.com/alt-platform/orchestration/internal/ui"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Action is what happened to a layer in a run.
@@ -90,6 +91,11 @@ type Engine struct {
 	cmd   commander
 	state clusterState
 	rel   helmReleases
+	// secretsAPI writes the Secrets of staging and prod (secrets.go).
+	secretsAPI kubernetes.Interface
+
+	// secrets are the run's Secrets (staging, prod); nil in dev.
+	secrets *runSecrets
 
 	prepareOnce sync.Once
 	prepareErr  error
@@ -162,6 +168,11 @@ func (e *Engine) Prepare(ctx context.Context) error {
 }
 
 func (e *Engine) prepare(ctx context.Context) error {
+	// Bad input first: a Secret the file lacks is named before anything
+	// is built or touched.
+	if err := e.loadSecrets(e.thisRun()); err != nil {
+		return err
+	}
 	if p, ok := e.Cluster.(preflighter); ok {
 		if err := p.Preflight(ctx); err != nil {
 			return err
@@ -210,7 +221,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 }
 
 // connect makes k the world the layers are deployed into.
-func (e *Engine) connect(k *Kube) { e.state, e.rel = k, k }
+func (e *Engine) connect(k *Kube) { e.state, e.rel, e.secretsAPI = k, k, k.Client }
 
 // takeLock takes the cluster's deploy lock and keeps it until Finish;
 // losing it cancels the run.

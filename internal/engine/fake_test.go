@@ -31,6 +31,7 @@ type world struct {
 	stack    *stack.Stack
 	profile  string
 	records  map[string]Record
+	history  map[string][]Record
 	releases map[string]*HelmRelease // namespace/name
 	notReady map[string]string       // Deployment name → why it is not ready
 	fail     map[string]error        // command prefix → error
@@ -147,6 +148,23 @@ func (w *world) SaveRecord(ctx context.Context, layer string, r Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.records[layer] = r
+	if w.history == nil {
+		w.history = map[string][]Record{}
+	}
+	w.history[layer] = append([]Record{r}, w.history[layer]...)
+	return nil
+}
+
+func (w *world) History(_ context.Context, layer string) ([]Record, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Record(nil), w.history[layer]...), nil
+}
+
+func (w *world) ForgetHistory(_ context.Context, layer string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.history, layer)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -81,6 +82,9 @@ func (k *Kube) Records(ctx context.Context) (map[string]Record, error) {
 	}
 	recs := map[string]Record{}
 	for layer, s := range cm.Data {
+		if strings.HasSuffix(layer, historySuffix) {
+			continue
+		}
 		if r, err := decodeRecord(s); err == nil {
 			recs[layer] = r
 		}
@@ -88,9 +92,43 @@ func (k *Kube) Records(ctx context.Context) (map[string]Record, error) {
 	return recs, nil
 }
 
-// SaveRecord stores a layer's record; called only after verification.
+// SaveRecord stores a layer's record, called only after verification, and
+// puts it first in the layer's history of verified deploys.
 func (k *Kube) SaveRecord(ctx context.Context, layer string, r Record) error {
-	return k.updateState(ctx, func(data map[string]string) { data[layer] = r.encode() })
+	return k.updateState(ctx, func(data map[string]string) {
+		data[layer] = r.encode()
+		var hist []Record
+		json.Unmarshal([]byte(data[historyKey(layer)]), &hist)
+		hist = append([]Record{r}, hist...)
+		if len(hist) > historyMax {
+			hist = hist[:historyMax]
+		}
+		b, _ := json.Marshal(hist)
+		data[historyKey(layer)] = string(b)
+	})
+}
+
+// History is a layer's verified deploys, newest first.
+func (k *Kube) History(ctx context.Context, layer string) ([]Record, error) {
+	cm, err := k.Client.CoreV1().ConfigMaps(stateNamespace).Get(ctx, stateConfigMap, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var hist []Record
+	if s := cm.Data[historyKey(layer)]; s != "" {
+		if err := json.Unmarshal([]byte(s), &hist); err != nil {
+			return nil, fmt.Errorf("ConfigMap %s/%s, key %s: %w", stateNamespace, stateConfigMap, historyKey(layer), err)
+		}
+	}
+	return hist, nil
+}
+
+// ForgetHistory drops a layer's verified deploys (its releases are gone).
+func (k *Kube) ForgetHistory(ctx context.Context, layer string) error {
+	return k.updateState(ctx, func(data map[string]string) { delete(data, historyKey(layer)) })
 }
 
 // ForgetRecord drops a layer's record, so the next run deploys it.

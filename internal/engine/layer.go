@@ -29,6 +29,10 @@ type (
 		Records(ctx context.Context) (map[string]Record, error)
 		SaveRecord(ctx context.Context, layer string, r Record) error
 		ForgetRecord(ctx context.Context, layer string) error
+		// History is the layer's verified deploys, newest first (the
+		// last SaveRecord first); ForgetRecord keeps it.
+		History(ctx context.Context, layer string) ([]Record, error)
+		ForgetHistory(ctx context.Context, layer string) error
 	}
 	// helmReleases are the Helm releases and the health of their objects.
 	helmReleases interface {
@@ -129,12 +133,26 @@ func (e *Engine) layer(ctx context.Context, name string, res *Result) error {
 		return err
 	}
 	t0 := time.Now()
+	updated, err := e.syncSecrets(ctx, v)
+	if len(e.layerSecrets(v)) > 0 {
+		res.took("secrets", t0)
+	}
+	if err != nil {
+		res.Detail = "its Secrets could not be written: " + err.Error()
+		return err
+	}
+	t0 = time.Now()
 	step := ui.Start("%s (%s): check", name, l.Dir)
 	d, err := e.decide(ctx, v)
 	res.took("check", t0)
 	if err != nil {
 		step.Fail()
 		return err
+	}
+	if len(updated) > 0 && !d.Deploy {
+		// A changed value reaches what reads it at deploy (the roles Job
+		// sets the new passwords).
+		d.Deploy, d.Reason = true, "Secrets updated from "+e.secrets.file+": "+shortList(updated, 4)
 	}
 	if !d.Deploy {
 		res.Action, res.Detail = Unchanged, "digest "+d.Inputs.Digest()
@@ -238,6 +256,11 @@ func (e *Engine) recoverPending(ctx context.Context, v *stack.View) error {
 // it while nothing changes.
 func (e *Engine) record(ctx context.Context, v *stack.View, d decision, res *Result) error {
 	rec := Record{Digest: d.Inputs.Digest(), Profile: e.Cfg.Profile, Time: time.Now().UTC().Format(time.RFC3339), Inputs: d.Inputs}
+	revs, err := e.revisions(ctx, v)
+	if err != nil {
+		return fmt.Errorf("verified, but reading its Helm revisions failed: %w", err)
+	}
+	rec.Revisions = revs
 	if err := e.state.SaveRecord(ctx, v.Layer.Name, rec); err != nil {
 		return fmt.Errorf("verified, but recording its digest failed: %w", err)
 	}
@@ -392,4 +415,19 @@ func (e *Engine) layerObjects(ctx context.Context, v *stack.View) ([]object.ObjM
 		ids = append(ids, hr.Objects...)
 	}
 	return ids, nil
+}
+
+// revisions are the latest Helm revision of each release of the layer.
+func (e *Engine) revisions(ctx context.Context, v *stack.View) (map[string]int, error) {
+	revs := map[string]int{}
+	for _, r := range v.Releases {
+		hr, err := e.rel.Release(ctx, r.Name, r.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		if hr != nil {
+			revs[r.Namespace+"/"+r.Name] = hr.Revision
+		}
+	}
+	return revs, nil
 }
