@@ -66,6 +66,9 @@ type Artifact struct {
 	Context    string // as written, relative to the layer folder
 	Dockerfile string
 	BuildArgs  map[string]string // docker.buildArgs (a null value: "")
+	// Raw is the entry as written in the layer file (paths relative to
+	// the layer folder), every field included.
+	Raw map[string]any
 }
 
 // Release is one Helm release.
@@ -80,6 +83,9 @@ type Release struct {
 	// CreateNamespace is true when the release asks Helm to create its
 	// namespace, which this platform forbids (01-foundation owns them).
 	CreateNamespace bool
+	// Raw is the entry as written in the layer file (paths relative to
+	// the layer folder), every field included.
+	Raw map[string]any
 }
 
 // Hook is one host command run before or after a layer's deploy.
@@ -232,7 +238,7 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 	layerDir := filepath.Join(filepath.Dir(RootFile), l.Dir)
 	if build != nil {
 		for _, a := range build.Artifacts {
-			art := Artifact{Image: a.Image, Context: a.Context, Dockerfile: "Dockerfile"}
+			art := Artifact{Image: a.Image, Context: a.Context, Dockerfile: "Dockerfile", Raw: a.raw}
 			if a.Docker != nil && a.Docker.Dockerfile != "" {
 				art.Dockerfile = a.Docker.Dockerfile
 			}
@@ -264,7 +270,7 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 	if deploy != nil && deploy.Helm != nil {
 		for _, r := range deploy.Helm.Releases {
 			rel := Release{Name: r.Name, Namespace: r.Namespace, Version: r.Version, Templates: r.SetValueTemplates,
-				CreateNamespace: r.CreateNamespace != nil && *r.CreateNamespace}
+				CreateNamespace: r.CreateNamespace != nil && *r.CreateNamespace, Raw: r.raw}
 			if r.RemoteChart != "" {
 				rel.Chart, rel.Remote = r.RemoteChart, true
 			} else if r.ChartPath != "" {
@@ -321,3 +327,6 @@ func (s *Stack) Images(profile string) []string {
 	sort.Strings(imgs)
 	return imgs
 }
+
+// APIVersion is the layer file's apiVersion (skaffold/v4beta13).
+func (l *Layer) APIVersion() string { return l.raw.APIVersion }
