@@ -138,6 +138,10 @@ type Record struct {
 	Profile string `json:"profile"`
 	Time    string `json:"time"`
 	Inputs  Inputs `json:"inputs"`
+	// Stale says why the layer's objects may differ from what the inputs
+	// above deploy (watch rebuilt and redeployed some of its services):
+	// the next run deploys the layer whatever its digest.
+	Stale string `json:"stale,omitempty"`
 }
 
 func (r Record) encode() string {

@@ -48,8 +48,7 @@ const WatchPoll = 300 * time.Millisecond
 // lock from start to end (another run is refused, naming this one).
 func (e *Engine) Watch(ctx context.Context, services []Service) error {
 	if e.Cluster.Name() != config.ClusterSim {
-		return fmt.Errorf("watch on a %s cluster is NOT FINISHED: its loop (skaffold dev of the services' layer, their artifacts only, cleanup off) is not built or verified yet; meanwhile edit, then run the layer's target (e.g. `mage %s`), which rebuilds and redeploys only what changed",
-			e.Cluster.Name(), strings.TrimPrefix(services[0].Layer, "alt-"))
+		return e.watchBuild(ctx, services)
 	}
 	files, err := e.watchedFiles(services)
 	if err != nil {
