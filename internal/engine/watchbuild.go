@@ -104,6 +104,9 @@ func (e *Engine) watchBuild(ctx context.Context, services []Service) error {
 		return err
 	}
 	defer e.Close()
+	// Losing the lock stops skaffold dev too.
+	ctx, stop := e.bind(ctx)
+	defer stop()
 	return e.devLoop(ctx, services, fwds, repo.ImageRepo(), bk)
 }
 
@@ -146,6 +149,9 @@ func (e *Engine) devLoop(ctx context.Context, services []Service, fwds []portFor
 		strings.Join(serviceNames(services), ", "), WatchFile, imageRepo)
 	err = e.dev(ctx, &r, args)
 	out.Flush()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLockLost) {
+		return fmt.Errorf("watch stopped: %w (the next `mage dev` redeploys %s)", cause, strings.Join(layers, ", "))
+	}
 	if ctx.Err() != nil {
 		ui.Info("watch stopped; the platform is left as it is. The next `mage dev` redeploys %s (their records say watch changed them)", strings.Join(layers, ", "))
 		return nil
