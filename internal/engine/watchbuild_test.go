@@ -313,7 +313,7 @@ func TestSkaffoldRendersTheWatchConfig(t *testing.T) {
 	os.WriteFile(file, b, 0o644)
 	os.WriteFile(artifacts, []byte(`{"builds":[{"imageName":"kaikei/alt-backend","tag":"localhost:5014/kaikei_alt-backend:watchtest"}]}`), 0o644)
 	r := &run.Runner{Env: tc.Env(os.DevNull), Dir: dir}
-	out, err := r.Output(t.Context(), "skaffold", "render", "--offline", "-f", file, "--build-artifacts", artifacts)
+	out, err := r.Output(t.Context(), "skaffold", "render", "--offline", "-f", file, "--build-artifacts", artifacts, "--digest-source=tag")
 	if err != nil {
 		t.Fatal(err)
 	}
