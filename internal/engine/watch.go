@@ -41,11 +41,13 @@ func (e *Engine) Redeploy(ctx context.Context, layer string) (*Result, error) {
 // WatchPoll is how often watch looks at the files it follows.
 const WatchPoll = 300 * time.Millisecond
 
-// Watch follows the chart and values files of the named services (and
-// their layers' Skaffold files) and, on every save, redeploys the layer
-// each changed file belongs to, and only that layer, until ctx ends. It is
-// the sim cluster's dev loop: nothing is built there. It holds the deploy
-// lock from start to end (another run is refused, naming this one).
+// Watch is the dev loop of the named services until ctx ends, holding the
+// deploy lock from start to end (another run is refused, naming this one).
+// On a cluster that runs containers it is skaffold dev of their images and
+// releases (watchBuild, watchbuild.go). On sim, where nothing is built, it
+// follows their chart and values files (and their layers' Skaffold files)
+// and, on every save, redeploys the layer each changed file belongs to,
+// and only that layer.
 func (e *Engine) Watch(ctx context.Context, services []Service) error {
 	if e.Cluster.Name() != config.ClusterSim {
 		return e.watchBuild(ctx, services)
