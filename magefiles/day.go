@@ -103,7 +103,7 @@ func Logs(ctx context.Context, service string, since *string, previous *bool, gr
 	return e.Logs(ctx, ss[0], engine.LogOptions{Since: deref(since), Previous: previous != nil && *previous, Grep: deref(grep)})
 }
 
-// Open prints the URLs of the platform's entry (nginx-external) and Grafana, reachable from this machine: kind maps the entry to localhost:80 and Grafana is port-forwarded; on a context both are port-forwarded; the port-forwards last until Ctrl-C. On sim nothing answers (no container runs) and it says so.
+// Open prints the URLs of the platform's entry (nginx-external) and Grafana, reachable from this machine: kind maps the entry to localhost:80 (ALT_KIND_HTTP_PORT) and Grafana is port-forwarded; on a context both are port-forwarded; the port-forwards last until Ctrl-C. On sim nothing answers (no container runs) and it says so.
 func Open(ctx context.Context) error {
 	e, err := eng()
 	if err != nil {
@@ -112,7 +112,7 @@ func Open(ctx context.Context) error {
 	return e.Open(ctx)
 }
 
-// Watch is the dev loop of the named services (release names, comma-separated: `mage watch alt-backend,auth-service`). On sim it follows their chart and values files and their layer's Skaffold file and, on each save, redeploys only the layer the file belongs to (verified and recorded like any run), holding the deploy lock until Ctrl-C, which leaves the platform as it is. An unknown name gets the list of known services. On kind it is not finished and says so.
+// Watch is the dev loop of the named services (release names, comma-separated: `mage watch alt-backend,auth-service`). On sim it follows their chart and values files and their layer's Skaffold file and, on each save, redeploys only the layer the file belongs to (verified and recorded like any run), holding the deploy lock until Ctrl-C, which leaves the platform as it is. On kind it runs skaffold dev of their images and releases alone (BuildKit, pushed to the cluster's registry, cleanup off, port-forwards printed once) and marks their layers so that the next dev redeploys them. An unknown name gets the list of known services.
 func Watch(ctx context.Context, services string) error {
 	if err := alone("watch", 1, "several services separated by commas (`mage watch alt-backend,auth-service`)"); err != nil {
 		return err

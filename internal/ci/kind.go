@@ -39,7 +39,9 @@ func RunKind(ctx context.Context, o Options) error {
 // kindStage runs the whole kind path for real on a copy of the platform,
 // with stand-in sources (no Alt code runs): kind:create, dev (every layer
 // Ready on a real kubelet), a request through localhost to nginx-external
-// for each route, dev again (every layer unchanged), a stand-in told to
+// for each route, dev again (every layer unchanged), the day-to-day
+// targets (watch rebuilding and redeploying a source change, logs, open;
+// day.go), a stand-in told to
 // crash (dev fails naming the pod, its last state and the probe failure),
 // kind:reset, and kind:delete at the end whatever happened. Where no
 // Docker daemon answers it is skipped, and says why.
@@ -54,6 +56,12 @@ func (g *gate) kindStage(ctx context.Context) {
 	name := os.Getenv("ALT_KIND_NAME")
 	if name == "" {
 		name = KindName
+	}
+	// nginx-external's host port (ALT_KIND_HTTP_PORT, read by the targets
+	// from the same environment).
+	entry := "http://127.0.0.1:80/"
+	if p := os.Getenv("ALT_KIND_HTTP_PORT"); p != "" {
+		entry = "http://127.0.0.1:" + p + "/"
 	}
 	env := append(os.Environ(), "ALT_CLUSTER=kind", "ALT_PROFILE=dev", "ALT_SRC="+tree,
 		"ALT_KIND_NAME="+name, "ALT_KIND_RECREATE=1")
@@ -112,10 +120,11 @@ func (g *gate) kindStage(ctx context.Context) {
 		}
 		if pass.want == engine.Deployed {
 			g.add("kind", "routes: a request through localhost to nginx-external reaches the right service", func() error {
-				return checkRoutes(ctx, g.o.Repo)
+				return checkRoutes(ctx, g.o.Repo, entry)
 			})
 		}
 	}
+	g.day(ctx, dir, tree, env, entry)
 	g.add("kind", "a stand-in told to crash fails dev with a diagnosis (pod, last state, probe failure)", func() error {
 		if _, err := standin.Generate(ctx, g.o.Runner, g.o.Repo, tree, standin.TreeOptions{Crash: []string{"alt-backend"}}); err != nil {
 			return err
@@ -156,14 +165,14 @@ func diagnosed(out string) error {
 // checkRoutes sends, for each route of the contract, a request through
 // localhost to nginx-external and reads the stand-in's echo: the service
 // that answered and the path it saw.
-func checkRoutes(ctx context.Context, repo string) error {
+func checkRoutes(ctx context.Context, repo, entry string) error {
 	c, err := contract.Load(repo)
 	if err != nil {
 		return err
 	}
 	client := &http.Client{Timeout: 10 * time.Second}
 	get := func(path string) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:80"+path, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(entry, "/")+path, nil)
 		if err != nil {
 			return 0, nil, err
 		}

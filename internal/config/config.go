@@ -59,6 +59,9 @@ type Config struct {
 	// KindRegistryPort is the host port (on 127.0.0.1) of the kind
 	// cluster's local image registry.
 	KindRegistryPort int
+	// KindHTTPPort and KindHTTPSPort are the host ports (on 127.0.0.1)
+	// mapped to nginx-external's node ports (http and https).
+	KindHTTPPort, KindHTTPSPort int
 	// KindRecreate allows deleting and recreating a kind cluster (or its
 	// registry) whose configuration has drifted.
 	KindRecreate bool
@@ -162,6 +165,21 @@ func Load(env Env, docker Docker) (*Config, error) {
 		errs = append(errs, fmt.Errorf("ALT_KIND_REGISTRY_PORT=%q: expected a port number from 1024 to 65535", kindPort.Value))
 	} else {
 		c.KindRegistryPort = p
+	}
+	port := func(name, def, help string) int {
+		st := get(name, def, help)
+		p, err := strconv.Atoi(st.Value)
+		if err != nil || p < 1 || p > 65535 {
+			errs = append(errs, fmt.Errorf("%s=%q: expected a port number from 1 to 65535", name, st.Value))
+			return 0
+		}
+		return p
+	}
+	c.KindHTTPPort = port("ALT_KIND_HTTP_PORT", "80", "host port (127.0.0.1) of the kind cluster's entry, nginx-external over http (http://localhost:<port>/)")
+	c.KindHTTPSPort = port("ALT_KIND_HTTPS_PORT", "443", "host port (127.0.0.1) mapped to nginx-external's https node port")
+	if ports := []int{c.KindHTTPPort, c.KindHTTPSPort, c.KindRegistryPort}; ports[0] != 0 && ports[1] != 0 && ports[2] != 0 &&
+		(ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2]) {
+		errs = append(errs, fmt.Errorf("ALT_KIND_HTTP_PORT=%d, ALT_KIND_HTTPS_PORT=%d, ALT_KIND_REGISTRY_PORT=%d: the kind cluster's host ports must differ", ports[0], ports[1], ports[2]))
 	}
 	// flag is a yes/no setting: 1 or true, else 0, false or unset.
 	flag := func(name, help string) (Setting, bool) {

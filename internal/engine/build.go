@@ -42,12 +42,7 @@ func (e *Engine) build(ctx context.Context) error {
 		return step.End(fmt.Errorf("BuildKit for docker build: %w", err))
 	}
 	r := *e.Runner
-	drop := []string{"DOCKER_BUILDKIT"}
-	for _, kv := range bk {
-		k, _, _ := strings.Cut(kv, "=")
-		drop = append(drop, k)
-	}
-	r.Env = append(withoutEnv(orEnviron(r.Env), drop...), append(bk, "DOCKER_BUILDKIT=1")...)
+	r.Env = withBuildkit(orEnviron(r.Env), bk)
 	if err := step.End(r.Run(ctx, "skaffold", args...)); err != nil {
 		return err
 	}

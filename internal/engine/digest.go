@@ -153,6 +153,10 @@ type Record struct {
 	Revisions map[string]int `json:"revisions,omitempty"`
 	// RolledBackTo is the time of the deploy a rollback returned to.
 	RolledBackTo string `json:"rolledBackTo,omitempty"`
+	// Stale says why the layer's objects may differ from what the inputs
+	// above deploy (watch rebuilt and redeployed some of its services):
+	// the next run deploys the layer whatever its digest.
+	Stale string `json:"stale,omitempty"`
 }
 
 // historyMax is how many verified deploys of a layer are remembered.

@@ -103,6 +103,8 @@ type Engine struct {
 	images      map[string]string
 	artifacts   string // build-artifacts file
 	lock        *Lock
+	// devRun runs skaffold dev for watch (nil: the runner; tests replace it).
+	devRun func(ctx context.Context, r *run.Runner, args []string) error
 
 	// The run's own context: cancelled, with the reason, when the run
 	// loses the deploy lock.
@@ -375,11 +377,20 @@ func (e *Engine) Where() []string {
 	case config.ClusterSim:
 		return []string{"open:     nothing: no container runs in a simulation (the objects are real, see below)", inspect}
 	case config.ClusterKind:
-		return []string{"open:     http://localhost/ (nginx-external: / frontend, /api/backend/ alt-backend, /api/auth/ auth-service, /ory/ Kratos, /nginx-health nginx)",
+		return []string{"open:     " + e.EntryURL() + " (nginx-external: / frontend, /api/backend/ alt-backend, /api/auth/ auth-service, /ory/ Kratos, /nginx-health nginx)",
 			"grafana:  KUBECONFIG=" + kc + " " + kubectl + " -n alt-observability port-forward svc/monitoring-grafana 3000", inspect}
 	default:
 		return []string{"open:     the nginx-external Service in alt-ingress (kubectl -n alt-ingress get svc nginx-external)", inspect}
 	}
+}
+
+// EntryURL is where nginx-external answers on a kind cluster: localhost
+// on its mapped host port (ALT_KIND_HTTP_PORT, 80 by default).
+func (e *Engine) EntryURL() string {
+	if e.Cfg.KindHTTPPort == 0 || e.Cfg.KindHTTPPort == 80 {
+		return "http://localhost/"
+	}
+	return fmt.Sprintf("http://localhost:%d/", e.Cfg.KindHTTPPort)
 }
 
 // CopyPlatform copies what a run deploys (the Skaffold files, the charts,

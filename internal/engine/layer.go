@@ -363,6 +363,9 @@ func (e *Engine) decide(ctx context.Context, v *stack.View) (decision, error) {
 	case !ok:
 		d.Reason = "no verified deploy recorded"
 		return d, nil
+	case rec.Stale != "":
+		d.Reason = "stale: " + rec.Stale
+		return d, nil
 	case rec.Digest != in.Digest():
 		d.Reason = "changed: " + shortList(in.Changed(rec.Inputs), 4)
 		return d, nil

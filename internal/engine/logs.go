@@ -44,7 +44,9 @@ func (e *Engine) Logs(ctx context.Context, s Service, o LogOptions) error {
 	if _, err := e.Tools.Ensure(ctx, "kubectl"); err != nil {
 		return err
 	}
-	ui.Warn("logs on a %s cluster is not yet verified by this repository's tests (only its sim side is)", e.Cluster.Name())
+	if e.Cluster.Name() != config.ClusterKind {
+		ui.Warn("logs on a %s cluster is not yet verified by this repository's tests (its kind and sim sides are)", e.Cluster.Name())
+	}
 	args := []string{"logs", "--namespace", s.Namespace, "--selector", "app.kubernetes.io/instance=" + s.Name,
 		"--all-containers", "--prefix", "--max-log-requests", "50", "--ignore-errors"}
 	if o.Since != "" {
@@ -124,11 +126,13 @@ func (e *Engine) Open(ctx context.Context) error {
 	if _, err := e.Tools.Ensure(ctx, "kubectl"); err != nil {
 		return err
 	}
-	ui.Warn("open on a %s cluster is not yet verified by this repository's tests", e.Cluster.Name())
+	if e.Cluster.Name() != config.ClusterKind {
+		ui.Warn("open on a %s cluster is not yet verified by this repository's tests (its kind side is)", e.Cluster.Name())
+	}
 	type forward struct{ what, ns, svc string }
 	var fwds []forward
 	if e.Cluster.Name() == config.ClusterKind {
-		ui.Info("platform: http://localhost/ (nginx-external on the kind node's mapped port 80)")
+		ui.Info("platform: %s (nginx-external on the kind node's mapped host port)", e.EntryURL())
 	} else {
 		fwds = append(fwds, forward{"platform", "alt-ingress", "nginx-external"})
 	}

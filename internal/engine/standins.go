@@ -127,6 +127,17 @@ func (e *Engine) buildkitEnv(ctx context.Context) ([]string, error) {
 	return []string{"DOCKER_CONFIG=" + dir}, nil
 }
 
+// withBuildkit is env with the variables of bk (buildkitEnv) in place of
+// its own, and DOCKER_BUILDKIT=1.
+func withBuildkit(env, bk []string) []string {
+	drop := []string{"DOCKER_BUILDKIT"}
+	for _, kv := range bk {
+		k, _, _ := strings.Cut(kv, "=")
+		drop = append(drop, k)
+	}
+	return append(withoutEnv(env, drop...), append(slices.Clone(bk), "DOCKER_BUILDKIT=1")...)
+}
+
 // linkInto makes dir/name a symbolic link to target, replacing another.
 func linkInto(dir, name, target string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -30,7 +30,8 @@ type LayerStatus struct {
 	// State: up (recorded and healthy), unhealthy, not deployed.
 	State string `json:"state"`
 	// Inputs: "match" (the last verified deploy's digest), "changed: ..."
-	// (the next dev redeploys it), or "no verified deploy recorded".
+	// (the next dev redeploys it: its inputs changed, or watch redeployed
+	// some of its services), or "no verified deploy recorded".
 	Inputs     string          `json:"inputs"`
 	Digest     string          `json:"digest,omitempty"`
 	RecordedAt string          `json:"recordedAt,omitempty"`
@@ -83,6 +84,8 @@ func (e *Engine) Status(ctx context.Context) (*PlatformStatus, error) {
 		switch {
 		case !recorded:
 			ls.Inputs = "no verified deploy recorded"
+		case rec.Stale != "":
+			ls.Inputs, ls.RecordedAt = "changed: "+rec.Stale, rec.Time
 		case rec.Digest == in.Digest():
 			ls.Inputs, ls.RecordedAt = "match", rec.Time
 		default:

@@ -46,15 +46,16 @@ func (e *Engine) Redeploy(ctx context.Context, layer string) (*Result, error) {
 // WatchPoll is how often watch looks at the files it follows.
 const WatchPoll = 300 * time.Millisecond
 
-// Watch follows the chart and values files of the named services (and
-// their layers' Skaffold files) and, on every save, redeploys the layer
-// each changed file belongs to, and only that layer, until ctx ends. It is
-// the sim cluster's dev loop: nothing is built there. It holds the deploy
-// lock from start to end (another run is refused, naming this one).
+// Watch is the dev loop of the named services until ctx ends, holding the
+// deploy lock from start to end (another run is refused, naming this one).
+// On a cluster that runs containers it is skaffold dev of their images and
+// releases (watchBuild, watchbuild.go). On sim, where nothing is built, it
+// follows their chart and values files (and their layers' Skaffold files)
+// and, on every save, redeploys the layer each changed file belongs to,
+// and only that layer.
 func (e *Engine) Watch(ctx context.Context, services []Service) error {
 	if e.Cluster.Name() != config.ClusterSim {
-		return fmt.Errorf("watch on a %s cluster is NOT FINISHED: its loop (skaffold dev of the services' layer, their artifacts only, cleanup off) is not built or verified yet; meanwhile edit, then run the layer's target (e.g. `mage %s`), which rebuilds and redeploys only what changed",
-			e.Cluster.Name(), strings.TrimPrefix(services[0].Layer, "alt-"))
+		return e.watchBuild(ctx, services)
 	}
 	files, err := e.watchedFiles(services)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 // Preflight collects every missing prerequisite of a run on this cluster
 // into one error before any slow work: the docker CLI, a Docker daemon that
 // answers, the sources (Options.CheckSources: ALT_SRC and every build
-// context and Dockerfile), and the host ports 80, 443 and the registry
-// port, unless this cluster or its registry already holds them.
+// context and Dockerfile), and the host ports of nginx-external (80 and 443
+// unless set otherwise) and the registry port, unless this cluster or its registry already holds them.
 func (p *Provider) Preflight(ctx context.Context) error {
 	s := p.spec
 	var errs []error
@@ -45,7 +45,11 @@ func (p *Provider) Preflight(ctx context.Context) error {
 	}
 	wants := []want{}
 	for _, pm := range s.Ports {
-		wants = append(wants, want{int(pm.Host), pm.Service, ""})
+		fix := ""
+		if pm.Setting != "" {
+			fix = "; or choose another port with " + pm.Setting
+		}
+		wants = append(wants, want{int(pm.Host), pm.Service, fix})
 	}
 	wants = append(wants, want{s.RegistryPort, "the local registry", "; or choose another port with ALT_KIND_REGISTRY_PORT"})
 	for _, w := range wants {

@@ -148,10 +148,15 @@ func New(o Options) *Provider {
 }
 
 // FromConfig is the provider the settings describe (ALT_KIND_NAME,
-// ALT_KIND_REGISTRY_PORT, ALT_KIND_RECREATE, ALT_KIND_OFFLINE, and
-// ALT_TOOLS_DIR for the offline images). checkSources may be nil.
+// ALT_KIND_REGISTRY_PORT, ALT_KIND_HTTP_PORT, ALT_KIND_HTTPS_PORT,
+// ALT_KIND_RECREATE, ALT_KIND_OFFLINE, and ALT_TOOLS_DIR for the offline
+// images). checkSources may be nil.
 func FromConfig(repo string, cfg *config.Config, r *run.Runner, checkSources func() error) *Provider {
-	return New(Options{Repo: repo, Name: cfg.KindName, RegistryPort: cfg.KindRegistryPort,
+	var ports []Port
+	if cfg.KindHTTPPort != 0 && cfg.KindHTTPSPort != 0 {
+		ports = PortsOn(cfg.KindHTTPPort, cfg.KindHTTPSPort)
+	}
+	return New(Options{Repo: repo, Name: cfg.KindName, RegistryPort: cfg.KindRegistryPort, Ports: ports,
 		Recreate: cfg.KindRecreate, Runner: r, CheckSources: checkSources, Offline: cfg.KindOffline,
 		Images: &kindimage.Builder{Tools: &tools.Cache{Dir: cfg.ToolsDir, Runner: r}, Runner: r}})
 }

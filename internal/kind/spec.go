@@ -46,14 +46,22 @@ type Port struct {
 	Node int32
 	// Service names what answers there.
 	Service string
+	// Setting is the variable that chooses Host.
+	Setting string
 }
 
 // Ports are the node ports of nginx-external (charts/nginx, dev values in
 // skaffold/06-application/values/nginx-external.yaml) reached from
 // localhost: 80 → nodePort 30080 (http) and 443 → nodePort 30443 (https).
-var Ports = []Port{
-	{Host: 80, Node: 30080, Service: "nginx-external http"},
-	{Host: 443, Node: 30443, Service: "nginx-external https"},
+var Ports = PortsOn(80, 443)
+
+// PortsOn are Ports with other host ports (ALT_KIND_HTTP_PORT,
+// ALT_KIND_HTTPS_PORT): a second cluster beside the first.
+func PortsOn(http, https int) []Port {
+	return []Port{
+		{Host: int32(http), Node: 30080, Service: "nginx-external http", Setting: "ALT_KIND_HTTP_PORT"},
+		{Host: int32(https), Node: 30443, Service: "nginx-external https", Setting: "ALT_KIND_HTTPS_PORT"},
+	}
 }
 
 // Spec is the whole desired state of the cluster and its registry.

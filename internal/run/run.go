@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -126,17 +127,17 @@ func (r *Runner) run(ctx context.Context, stdout io.Writer, name string, args ..
 	if r.Record != nil {
 		r.Record(c)
 	}
-	var captured bytes.Buffer
+	captured := &tailBuffer{max: captureMax}
 	streamOut, streamErr := r.writers()
 	switch {
 	case stdout != nil && r.Verbose:
-		cmd.Stdout, cmd.Stderr = stdout, io.MultiWriter(&captured, streamErr)
+		cmd.Stdout, cmd.Stderr = stdout, io.MultiWriter(captured, streamErr)
 	case stdout != nil:
-		cmd.Stdout, cmd.Stderr = stdout, &captured
+		cmd.Stdout, cmd.Stderr = stdout, captured
 	case r.Verbose:
-		cmd.Stdout, cmd.Stderr = io.MultiWriter(&captured, streamOut), io.MultiWriter(&captured, streamErr)
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(captured, streamOut), io.MultiWriter(captured, streamErr)
 	default:
-		cmd.Stdout, cmd.Stderr = &captured, &captured
+		cmd.Stdout, cmd.Stderr = captured, captured
 	}
 	err := cmd.Run()
 	if err != nil {
@@ -150,6 +151,38 @@ func (r *Runner) run(ctx context.Context, stdout io.Writer, name string, args ..
 		return cmd, &Error{Cmd: c, Err: err, Output: out}
 	}
 	return cmd, nil
+}
+
+// captureMax bounds what is kept of a command's output for its error: a
+// long-running command (skaffold dev, kubectl logs -f) keeps only its
+// latest output, and an error shows the last lines anyway.
+const captureMax = 1 << 20
+
+// tailBuffer keeps the last max bytes written to it (at most twice that
+// between trims). exec writes to it from one goroutine per stream.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0:0], t.b[len(t.b)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.b) > t.max {
+		return string(t.b[len(t.b)-t.max:])
+	}
+	return string(t.b)
 }
 
 // lookPath finds a bare command name on the PATH of the runner's own

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +76,26 @@ func TestCmdString(t *testing.T) {
 	want := `cd /r && env KUBECONFIG=/k helm upgrade 'a b' 'it'\''s'`
 	if c.String() != want {
 		t.Errorf("got  %s\nwant %s", c, want)
+	}
+}
+
+// A command that prints a lot keeps only its latest output for the error:
+// memory stays bounded over a long-running command, the last lines stay.
+func TestCapturedOutputIsBounded(t *testing.T) {
+	tb := &tailBuffer{max: 10}
+	for i := range 100 {
+		fmt.Fprintf(tb, "line %d\n", i)
+		if len(tb.b) > 2*tb.max+len("line 99\n") {
+			t.Fatalf("holds %d bytes after line %d", len(tb.b), i)
+		}
+	}
+	if got := tb.String(); got != "8\nline 99\n" {
+		t.Errorf("kept %q, want the last 10 bytes", got)
+	}
+	r := &Runner{}
+	err := r.Run(t.Context(), "sh", "-c", `yes filler | head -c 3000000; echo last words; exit 3`)
+	var re *Error
+	if !errors.As(err, &re) || len(re.Output) > captureMax || !strings.HasSuffix(strings.TrimSpace(re.Output), "last words") {
+		t.Fatalf("error output of %d bytes, ends %q", len(re.Output), Tail(re.Output, 1))
 	}
 }

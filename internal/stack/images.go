@@ -148,3 +148,27 @@ func (r Release) Sets(vars map[string]string) ([]string, error) {
 	}
 	return sets, nil
 }
+
+// Images are the artifacts (of the given ones) whose image the release's
+// setValueTemplates name through any of Skaffold's IMAGE_*_x variables:
+// what must be built for that release alone.
+func (r Release) Images(artifacts []Artifact) []string {
+	used := map[string]bool{}
+	for _, t := range r.Templates {
+		for _, m := range templateVar.FindAllStringSubmatch(t, -1) {
+			used[m[1]] = true
+		}
+	}
+	var out []string
+	for _, a := range artifacts {
+		vars := map[string]string{}
+		ImageVars(vars, a.Image, a.Image)
+		for v := range vars {
+			if used[v] {
+				out = append(out, a.Image)
+				break
+			}
+		}
+	}
+	return out
+}

@@ -68,3 +68,53 @@ func TestArtifactsFileRoundTrip(t *testing.T) {
 		t.Fatalf("a broken file: want an error naming it, got %v", err)
 	}
 }
+
+// A release needs the artifacts its templates name, whichever IMAGE_*
+// variable names them, and no other: alt-backend's image name is a prefix
+// of its sidecar's, and only the whole variable counts.
+func TestReleaseImages(t *testing.T) {
+	arts := []Artifact{{Image: "kaikei/alt-backend"}, {Image: "kaikei/alt-backend-sidecar"}, {Image: "other"}}
+	for _, c := range []struct {
+		templates map[string]string
+		want      string
+	}{
+		{map[string]string{"image.repository": "{{.IMAGE_REPO_kaikei_alt_backend}}", "image.tag": "{{.IMAGE_TAG_kaikei_alt_backend}}"}, "kaikei/alt-backend"},
+		{map[string]string{"image": "{{ .IMAGE_FULLY_QUALIFIED_kaikei_alt_backend_sidecar }}"}, "kaikei/alt-backend-sidecar"},
+		{map[string]string{"a": "{{.IMAGE_DIGEST_other}}", "b": "{{.IMAGE_REPO_kaikei_alt_backend}}"}, "kaikei/alt-backend other"},
+		{map[string]string{"image.tag": "1.2.3"}, ""},
+		{nil, ""},
+	} {
+		if got := strings.Join(Release{Templates: c.templates}.Images(arts), " "); got != c.want {
+			t.Errorf("%v: %q, want %q", c.templates, got, c.want)
+		}
+	}
+}
+
+// A view keeps each artifact and release entry whole, fields this model
+// does not name included, as the profile in force chose them.
+func TestViewKeepsRawEntries(t *testing.T) {
+	s, err := Load("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Layer("alt-core-services").View("prod", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backend *Release
+	for i := range v.Releases {
+		if v.Releases[i].Name == "alt-backend" {
+			backend = &v.Releases[i]
+		}
+	}
+	if backend == nil {
+		t.Fatal("no alt-backend release in 04's prod view")
+	}
+	vf, _ := backend.Raw["valuesFiles"].([]any)
+	if backend.Raw["chartPath"] != "../../charts/service" || len(vf) != 2 || vf[1] != "values/alt-backend-prod.yaml" {
+		t.Errorf("raw prod release: %v", backend.Raw)
+	}
+	if len(v.Artifacts) == 0 || v.Artifacts[0].Raw["context"] != v.Artifacts[0].Context || v.Artifacts[0].Raw["docker"] == nil {
+		t.Errorf("raw artifact: %+v", v.Artifacts)
+	}
+}

@@ -1,5 +1,7 @@
 package stack
 
+import "encoding/json"
+
 // The subset of the Skaffold schema (skaffold/v4beta13) that the stack model
 // reads. Skaffold itself validates the whole schema; these types only need
 // the fields that name layers, releases, artifacts, profiles and hooks.
@@ -32,8 +34,9 @@ type buildConfig struct {
 }
 
 type artifact struct {
-	Image   string `json:"image"`
-	Context string `json:"context"`
+	raw     map[string]any // the whole entry, every field as written
+	Image   string         `json:"image"`
+	Context string         `json:"context"`
 	Docker  *struct {
 		Dockerfile string             `json:"dockerfile"`
 		BuildArgs  map[string]*string `json:"buildArgs"`
@@ -53,6 +56,7 @@ type helmDeploy struct {
 }
 
 type helmRelease struct {
+	raw               map[string]any    // the whole entry, every field as written
 	Name              string            `json:"name"`
 	ChartPath         string            `json:"chartPath"`
 	RemoteChart       string            `json:"remoteChart"`
@@ -82,4 +86,24 @@ type profile struct {
 	} `json:"activation"`
 	Build  *buildConfig  `json:"build"`
 	Deploy *deployConfig `json:"deploy"`
+}
+
+// UnmarshalJSON reads the fields above and keeps the whole entry, so that a
+// config derived from a layer (watch) carries every field Skaffold reads,
+// not only those this model names.
+func (a *artifact) UnmarshalJSON(b []byte) error {
+	type plain artifact
+	if err := json.Unmarshal(b, (*plain)(a)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &a.raw)
+}
+
+// UnmarshalJSON: as for artifact.
+func (r *helmRelease) UnmarshalJSON(b []byte) error {
+	type plain helmRelease
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &r.raw)
 }

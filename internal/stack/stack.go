@@ -66,6 +66,9 @@ type Artifact struct {
 	Context    string // as written, relative to the layer folder
 	Dockerfile string
 	BuildArgs  map[string]string // docker.buildArgs (a null value: "")
+	// Raw is the entry as written in the layer file (paths relative to
+	// the layer folder), every field included.
+	Raw map[string]any
 }
 
 // Release is one Helm release.
@@ -84,6 +87,9 @@ type Release struct {
 	// build` on the chart before installing it (skipBuildDependencies not
 	// true).
 	BuildsDependencies bool
+	// Raw is the entry as written in the layer file (paths relative to
+	// the layer folder), every field included.
+	Raw map[string]any
 }
 
 // Hook is one host command run before or after a layer's deploy.
@@ -236,7 +242,7 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 	layerDir := filepath.Join(filepath.Dir(RootFile), l.Dir)
 	if build != nil {
 		for _, a := range build.Artifacts {
-			art := Artifact{Image: a.Image, Context: a.Context, Dockerfile: "Dockerfile"}
+			art := Artifact{Image: a.Image, Context: a.Context, Dockerfile: "Dockerfile", Raw: a.raw}
 			if a.Docker != nil && a.Docker.Dockerfile != "" {
 				art.Dockerfile = a.Docker.Dockerfile
 			}
@@ -269,7 +275,7 @@ func (l *Layer) View(profileName string, env func(string) string) (*View, error)
 		for _, r := range deploy.Helm.Releases {
 			rel := Release{Name: r.Name, Namespace: r.Namespace, Version: r.Version, Templates: r.SetValueTemplates,
 				CreateNamespace:    r.CreateNamespace != nil && *r.CreateNamespace,
-				BuildsDependencies: r.SkipBuildDependencies == nil || !*r.SkipBuildDependencies}
+				BuildsDependencies: r.SkipBuildDependencies == nil || !*r.SkipBuildDependencies, Raw: r.raw}
 			if r.RemoteChart != "" {
 				rel.Chart, rel.Remote = r.RemoteChart, true
 			} else if r.ChartPath != "" {
@@ -326,3 +332,6 @@ func (s *Stack) Images(profile string) []string {
 	sort.Strings(imgs)
 	return imgs
 }
+
+// APIVersion is the layer file's apiVersion (skaffold/v4beta13).
+func (l *Layer) APIVersion() string { return l.raw.APIVersion }

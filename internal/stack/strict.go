@@ -183,3 +183,12 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// CheckFields reports every field of one Skaffold config document that
+// Skaffold would reject (nil when none); file names it in the problems.
+func CheckFields(file string, b []byte) error {
+	if ps := unknownFields(file, b); len(ps) > 0 {
+		return ps
+	}
+	return nil
+}

@@ -43,6 +43,10 @@ type Config struct {
 	Commands []Command `json:"commands"`
 	// Source says where the behaviour was read from.
 	Source string `json:"source,omitempty"`
+	// Version is what the stand-in says it is, at start and in every echo
+	// ("" : nothing said). Generated trees leave it empty; a test edits it
+	// in a build context to see a rebuilt image answer (ci's watch check).
+	Version string `json:"version,omitempty"`
 }
 
 // Command is one way the image is run.

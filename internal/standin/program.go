@@ -107,6 +107,9 @@ func loadConfig(getenv func(string) string) (*Config, error) {
 func runCommand(p Proc, cfg *Config, c Command) int {
 	who := cfg.Name
 	fmt.Fprintf(p.Stderr, "stand-in for %s (%s): no Alt or third-party code runs here\n", who, cfg.Image)
+	if cfg.Version != "" {
+		fmt.Fprintf(p.Stderr, "%s: version %s\n", who, cfg.Version)
+	}
 	var missing []string
 	for _, v := range c.Env {
 		if p.Getenv(v) == "" {
@@ -146,7 +149,7 @@ func runCommand(p Proc, cfg *Config, c Command) int {
 	}
 	ctx, cancel := context.WithCancel(p.Ctx)
 	defer cancel()
-	s := &server{name: who, cmd: c, getenv: p.Getenv, log: p.Stderr, crashing: crashing}
+	s := &server{name: who, version: cfg.Version, cmd: c, getenv: p.Getenv, log: p.Stderr, crashing: crashing}
 	addrs := map[int]string{}
 	var servers []*http.Server
 	for _, port := range c.Ports {
@@ -330,10 +333,12 @@ type Echo struct {
 	Host    string              `json:"host"`
 	Headers map[string][]string `json:"headers"`
 	Health  bool                `json:"health,omitempty"`
+	Version string              `json:"version,omitempty"`
 }
 
 type server struct {
 	name     string
+	version  string
 	cmd      Command
 	getenv   func(string) string
 	log      io.Writer
@@ -359,7 +364,7 @@ func (s *server) handler(port int) http.Handler {
 			return
 		}
 		e := Echo{Standin: s.name, Port: port, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
-			Host: r.Host, Headers: r.Header, Health: health}
+			Host: r.Host, Headers: r.Header, Health: health, Version: s.version}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Standin", s.name)
 		json.NewEncoder(w).Encode(e)

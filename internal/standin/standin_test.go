@@ -122,6 +122,31 @@ func TestServesHealthAndEchoes(t *testing.T) {
 	}
 }
 
+// A version in the config is said at start and in every echo (ci's watch
+// check edits it to see a rebuilt image answer); none is said by default.
+func TestSaysItsVersion(t *testing.T) {
+	cfg := backend()
+	cfg.Version = "watch-42"
+	addrs, done, stop := serve(t, cfg, map[string]string{"DB_HOST": "db", "DB_PASSWORD": "x"})
+	_, body := get(t, "http://"+addrs[9000]+"/any", nil)
+	var e Echo
+	if err := json.Unmarshal(body, &e); err != nil || e.Version != "watch-42" {
+		t.Fatalf("echo %s: %v", body, err)
+	}
+	stop()
+	if r := <-done; !strings.Contains(r.stderr, "alt-backend: version watch-42") {
+		t.Errorf("not said at start:\n%s", r.stderr)
+	}
+	addrs, done, stop = serve(t, backend(), map[string]string{"DB_HOST": "db", "DB_PASSWORD": "x"})
+	if _, body = get(t, "http://"+addrs[9000]+"/any", nil); strings.Contains(string(body), "version") {
+		t.Errorf("a version said without one: %s", body)
+	}
+	stop()
+	if r := <-done; strings.Contains(r.stderr, "version") {
+		t.Errorf("a version said without one:\n%s", r.stderr)
+	}
+}
+
 func TestToldToCrash(t *testing.T) {
 	old := CrashAfter
 	CrashAfter = 300 * time.Millisecond

@@ -34,6 +34,18 @@ func SetOutput(w io.Writer) {
 	out = w
 }
 
+// Writer passes another program's output (skaffold dev's) to where this
+// package prints, between its lines.
+func Writer() io.Writer { return writer{} }
+
+type writer struct{}
+
+func (writer) Write(p []byte) (int, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	return out.Write(p)
+}
+
 func printf(format string, a ...any) {
 	mu.Lock()
 	defer mu.Unlock()
