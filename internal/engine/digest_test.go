@@ -14,18 +14,7 @@ import (
 // its hooks call and with the library they source, and not with a script
 // only another layer calls.
 func TestDigestCoversHookScripts(t *testing.T) {
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := CopyPlatform(repo, dir); err != nil {
-		t.Fatal(err)
-	}
-	s, err := stack.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := platformCopy(t)
 	inputs := func(layer string) Inputs {
 		t.Helper()
 		l := s.Layer(layer)
@@ -86,18 +75,7 @@ func TestDigestCoversHookScripts(t *testing.T) {
 // vendoring it into the charts (charts/<x>/charts/common-*.tgz, written
 // by the engine and by `helm dependency build`) changes none.
 func TestDigestCoversChartLibrary(t *testing.T) {
-	repo, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := CopyPlatform(repo, dir); err != nil {
-		t.Fatal(err)
-	}
-	s, err := stack.Load(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := platformCopy(t)
 	digests := func() map[string]Inputs {
 		t.Helper()
 		m := map[string]Inputs{}
@@ -143,4 +121,23 @@ func TestDigestCoversChartLibrary(t *testing.T) {
 			t.Errorf("after editing charts/common/templates/_labels.tpl, %s: changed inputs %v", layer, in.Changed(before[layer]))
 		}
 	}
+}
+
+// platformCopy is a copy of this repository's platform files in a
+// temporary folder, and its stack.
+func platformCopy(t *testing.T) (string, *stack.Stack) {
+	t.Helper()
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := CopyPlatform(repo, dir); err != nil {
+		t.Fatal(err)
+	}
+	s, err := stack.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, s
 }

@@ -58,28 +58,8 @@ func (e *Engine) Down(ctx context.Context, o DownOptions) error {
 		return fmt.Errorf("-purge=%s does not name this cluster; to delete the claims (PVCs) and generated secrets of %s for good, give -purge=%s",
 			o.Purge, strings.Join(layers, ", "), e.ClusterName())
 	}
-	if _, err := e.Tools.Ensure(ctx, "helm", "kubectl"); err != nil {
-		return err
-	}
-	if e.Cluster.Name() == config.ClusterContext || (e.Cluster.Name() == config.ClusterSim && e.Cluster.Kubeconfig() != "") {
-		// sim: restart a dead component (its state is kept); context:
-		// write the one-context kubeconfig. A kind cluster is never made here.
-		if _, err := e.Cluster.Ensure(ctx); err != nil {
-			return err
-		}
-	}
-	k, err := e.Attach(ctx)
+	k, err := e.attachToChange(ctx, downGuard)
 	if err != nil {
-		return err
-	}
-	nodes, err := k.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("listing the cluster's nodes: %w", err)
-	}
-	if err := downGuard(e.Cfg, recognise(k.Config.Host, nodes.Items)); err != nil {
-		return err
-	}
-	if err := e.takeLock(ctx, k); err != nil {
 		return err
 	}
 	defer e.Close()
@@ -232,4 +212,35 @@ func downGuard(cfg *config.Config, r Recognised) error {
 	}
 	return fmt.Errorf("ALT_KUBE_CONTEXT=%q (profile %s) is neither a kind nor a sim cluster (no node has a kind:// or kwok provider); down uninstalls layers there only when ALT_FORCE_CONTEXT names that context (ALT_FORCE_CONTEXT=%s)",
 		cfg.KubeContext, cfg.Profile, cfg.KubeContext)
+}
+
+// attachToChange attaches to the cluster as it is to change it outside a
+// deploy (down, rollback): the tools, the cluster running (sim: a dead
+// component restarted, its state kept; context: the one-context
+// kubeconfig written; a kind cluster is never made here), guard passed
+// for what the cluster is, and the deploy lock held until Close.
+func (e *Engine) attachToChange(ctx context.Context, guard func(*config.Config, Recognised) error) (*Kube, error) {
+	if _, err := e.Tools.Ensure(ctx, "helm", "kubectl"); err != nil {
+		return nil, err
+	}
+	if e.Cluster.Name() == config.ClusterContext || (e.Cluster.Name() == config.ClusterSim && e.Cluster.Kubeconfig() != "") {
+		if _, err := e.Cluster.Ensure(ctx); err != nil {
+			return nil, err
+		}
+	}
+	k, err := e.Attach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nodes, err := k.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing the cluster's nodes: %w", err)
+	}
+	if err := guard(e.Cfg, recognise(k.Config.Host, nodes.Items)); err != nil {
+		return nil, err
+	}
+	if err := e.takeLock(ctx, k); err != nil {
+		return nil, err
+	}
+	return k, nil
 }

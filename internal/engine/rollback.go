@@ -8,10 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/stack"
 	"github.com/alt-platform/orchestration/internal/ui"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // rollbackTarget picks, from a layer's verified deploys (newest first)
@@ -57,26 +55,7 @@ func (e *Engine) Rollback(ctx context.Context, layer string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.Tools.Ensure(ctx, "helm", "kubectl"); err != nil {
-		return err
-	}
-	if e.Cluster.Name() == config.ClusterContext || (e.Cluster.Name() == config.ClusterSim && e.Cluster.Kubeconfig() != "") {
-		if _, err := e.Cluster.Ensure(ctx); err != nil {
-			return err
-		}
-	}
-	k, err := e.Attach(ctx)
-	if err != nil {
-		return err
-	}
-	nodes, err := k.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("listing the cluster's nodes: %w", err)
-	}
-	if err := profileGuard(e.Cfg, recognise(k.Config.Host, nodes.Items)); err != nil {
-		return err
-	}
-	if err := e.takeLock(ctx, k); err != nil {
+	if _, err := e.attachToChange(ctx, profileGuard); err != nil {
 		return err
 	}
 	defer e.Close()
