@@ -161,25 +161,38 @@ func Files(repo, chart string) ([]string, error) {
 	return slices.Compact(files), nil
 }
 
-// Vendor writes, for every chart of charts/, each local dependency into
-// the chart's charts/ folder as the archive Helm expects there, and
-// removes other versions of it. An archive already holding the same bytes
-// is left alone, so concurrent runs and file watchers see no change.
-func Vendor(repo string) error {
+// List is every chart of charts/ (a folder with a Chart.yaml), as
+// repository paths ("charts/service"), sorted.
+func List(repo string) ([]string, error) {
 	entries, err := os.ReadDir(filepath.Join(repo, Dir))
 	if err != nil {
-		return fmt.Errorf("%s: %w", Dir, err)
+		return nil, fmt.Errorf("%s: %w", Dir, err)
 	}
-	var errs []error
-	archives := map[string][]byte{}
+	var out []string
 	for _, e := range entries {
 		chart := path.Join(Dir, e.Name())
 		if !e.IsDir() {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(repo, chart, "Chart.yaml")); err != nil {
-			continue
+		if _, err := os.Stat(filepath.Join(repo, chart, "Chart.yaml")); err == nil {
+			out = append(out, chart)
 		}
+	}
+	return out, nil
+}
+
+// Vendor writes, for every chart of charts/, each local dependency into
+// the chart's charts/ folder as the archive Helm expects there, and
+// removes other versions of it. An archive already holding the same bytes
+// is left alone, so concurrent runs and file watchers see no change.
+func Vendor(repo string) error {
+	all, err := List(repo)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	archives := map[string][]byte{}
+	for _, chart := range all {
 		deps, err := Deps(repo, chart)
 		if err != nil {
 			errs = append(errs, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -167,20 +166,13 @@ func LintAlone(ctx context.Context, r *run.Runner, repo, helm string) error {
 	if err := charts.Vendor(repo); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(filepath.Join(repo, charts.Dir))
+	all, err := charts.List(repo)
 	if err != nil {
 		return err
 	}
 	var ps Problems
 	var jobs []*lintJob
-	for _, e := range entries {
-		chart := path.Join(charts.Dir, e.Name())
-		if !e.IsDir() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(repo, chart, "Chart.yaml")); err != nil {
-			continue
-		}
+	for _, chart := range all {
 		cases, err := CIValues(repo, chart)
 		if err != nil {
 			return err

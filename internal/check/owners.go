@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -90,16 +89,12 @@ func Deployed(s *stack.Stack) error {
 			used[d.Path] = true
 		}
 	}
-	entries, err := os.ReadDir(filepath.Join(s.Repo, "charts"))
+	all, err := charts.List(s.Repo)
 	if err != nil {
-		return fmt.Errorf("charts: %w", err)
+		return err
 	}
-	for _, e := range entries {
-		chart := "charts/" + e.Name()
-		if !e.IsDir() || used[chart] {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(s.Repo, chart, "Chart.yaml")); err != nil {
+	for _, chart := range all {
+		if used[chart] {
 			continue
 		}
 		msg := "no release of any layer deploys this chart in any profile: dead weight; deploy it (a release in skaffold/) or delete it"
