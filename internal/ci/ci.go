@@ -281,7 +281,7 @@ func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func()
 // finish writes the reports and prints the table of checks.
 func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 	var rows [][]string
-	var failed []string
+	var failed []report.Case
 	for _, c := range g.cases {
 		state := "ok"
 		switch {
@@ -289,7 +289,7 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 			state = "FAILED"
 			// A pass's per-layer rows repeat the failure of its own line.
 			if !strings.HasPrefix(c.Suite, "deploy: ") && !strings.HasPrefix(c.Suite, "kind: ") {
-				failed = append(failed, c.Name)
+				failed = append(failed, c)
 			}
 		case c.Skipped != "":
 			state = "skipped"
@@ -297,6 +297,10 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 		rows = append(rows, []string{c.Suite, c.Name, state, ui.Round(c.Duration).String()})
 	}
 	ui.Table([]string{"STAGE", "CHECK", "RESULT", "TIME"}, rows)
+	// Their reasons again, last, where a log's tail shows them.
+	for _, c := range failed {
+		ui.Failure(c.Name, tail(c.Failure, 30))
+	}
 
 	var errs []error
 	junit, err := report.JUnit(g.cases)
@@ -321,7 +325,11 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 		errs = append(errs, err)
 	}
 	if len(failed) > 0 {
-		errs = append(errs, fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(failed, "; ")))
+		var names []string
+		for _, c := range failed {
+			names = append(names, c.Name)
+		}
+		errs = append(errs, fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(names, "; ")))
 	}
 	return errors.Join(errs...)
 }

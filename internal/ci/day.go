@@ -171,6 +171,12 @@ func (g *gate) day(ctx context.Context, dir, tree string, env []string, entry st
 			if _, err := awaitVersion(ctx, forward+"/ci-watch", "alt-backend", version, 4*time.Minute); err != nil {
 				return fmt.Errorf("%w\nwatch printed:\n%s", err, tail(watch.output(), 40))
 			}
+			// The new pod answers before the rollout is over (the old pod
+			// still stopping): skaffold watches again once its status
+			// check has seen the rollout through.
+			if _, err := watch.await(regexp.MustCompile(`(?s)Watching for changes.*Watching for changes`), 2*time.Minute); err != nil {
+				return err
+			}
 			// The platform's own path serves it too: nginx-external → alt-backend.
 			_, err := awaitVersion(ctx, entry+"api/backend/ci-watch", "alt-backend", version, 30*time.Second)
 			return err

@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/alt-platform/orchestration/internal/ui"
 )
 
 // The crash test passes only when the diagnosis names the pod, its last
@@ -80,5 +83,26 @@ func TestGateRunsACopyOfItsOwnExecutable(t *testing.T) {
 	}
 	if _, err := newGate(Options{Repo: repo, Self: filepath.Join(repo, "missing")}); err == nil || !strings.Contains(err.Error(), "own executable") {
 		t.Fatalf("a missing executable: %v", err)
+	}
+}
+
+// A failed check's reason is printed again after the table, where the tail
+// of a long log shows it; a pass's per-layer rows are not counted twice.
+func TestFinishRepeatsTheReasonsLast(t *testing.T) {
+	var out bytes.Buffer
+	ui.SetOutput(&out)
+	defer ui.SetOutput(os.Stderr)
+	g := &gate{o: Options{Repo: t.TempDir()}}
+	g.add("kind", "watch stops on Ctrl-C", func() error { return errors.New("unhealthy after watch: pod x: container y not ready") })
+	g.add("kind: dev", "alt-foundation", func() error { return errors.New("the same failure, per layer") })
+	g.add("tests", "go test ./...", func() error { return nil })
+	err := g.finish(nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "1 check(s) failed: watch stops on Ctrl-C") {
+		t.Fatalf("finish: %v", err)
+	}
+	s := out.String()
+	table, reason := strings.Index(s, "RESULT"), strings.LastIndex(s, "unhealthy after watch: pod x")
+	if table < 0 || reason < table {
+		t.Fatalf("the reason is not printed after the table:\n%s", s)
 	}
 }

@@ -53,6 +53,19 @@ func TestDayToDay(t *testing.T) {
 		}
 	})
 
+	t.Run("status passes over a pod on its way out", func(t *testing.T) {
+		// A rollout's old pod, not ready while it stops: a pod of the
+		// release, never scheduled, deleted and held by a finalizer.
+		p.kubectl("run", "leaving", "-n", "alt-ingress", "--image=alt/leaving", "--restart=Never",
+			"--labels=app.kubernetes.io/instance=nginx-external",
+			`--overrides={"metadata":{"finalizers":["alt-platform.io/test"]},"spec":{"nodeSelector":{"alt-platform.io/nowhere":"true"}}}`)
+		p.kubectl("delete", "pod", "leaving", "-n", "alt-ingress", "--wait=false")
+		defer p.kubectl("patch", "pod", "leaving", "-n", "alt-ingress", "--type=json", `-p=[{"op":"remove","path":"/metadata/finalizers"}]`)
+		if out, err := p.mage(nil, "status"); err != nil {
+			t.Errorf("status with a pod being deleted: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("status names a broken Deployment and its reason; logs shows its events", func(t *testing.T) {
 		// A node selector no node has: the new pod is never scheduled.
 		p.kubectl("patch", "deployment", "nginx-external", "-n", "alt-ingress", "-p",

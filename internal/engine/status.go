@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/alt-platform/orchestration/internal/config"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -72,11 +71,7 @@ func (e *Engine) Status(ctx context.Context) (*PlatformStatus, error) {
 		}
 		ls := LayerStatus{Layer: l.Name, Dir: l.Dir}
 		rec, recorded := recs[l.Name]
-		images := e.placeholderImages()
-		if e.Cluster.Name() != config.ClusterSim {
-			images = recordedImages(rec)
-		}
-		in, err := layerInputs(e.Repo, v, images, e.Env, e.toolVersions())
+		in, err := layerInputs(e.Repo, v, e.expectedImages(rec), e.Env, e.toolVersions())
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +145,9 @@ func (e *Engine) releaseStatus(ctx context.Context, k *Kube, name, namespace str
 	podWorst := ""
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded {
+		if p.Status.Phase == corev1.PodSucceeded || p.DeletionTimestamp != nil {
+			// Done, or on its way out (a rollout's old pod): its
+			// workload's status says whether enough others serve.
 			continue
 		}
 		rs.Pods++
