@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/alt-platform/orchestration/internal/config"
 	"github.com/alt-platform/orchestration/internal/engine"
 	"github.com/alt-platform/orchestration/internal/ui"
 )
@@ -172,4 +173,16 @@ func Rollback(ctx context.Context, layer *string) error {
 		return e.RollbackChoices(ctx)
 	}
 	return e.Rollback(ctx, deref(layer))
+}
+
+// Promote deploys to prod what staging verified: every layer, as `all` does, with the image references of the release file a staging run wrote (ALT_RELEASE, default releases/staging.json), each pinned by digest; nothing is built. Needs ALT_PROFILE=prod; a file that is missing, not staging's, lacking an image or holding one not pinned by digest is refused before any cluster is touched.
+func Promote(ctx context.Context) error {
+	cfg, err := config.FromEnvironment()
+	if err != nil {
+		return err
+	}
+	if cfg.Profile != "prod" {
+		return fmt.Errorf("promote deploys to prod: ALT_PROFILE is %q, set ALT_PROFILE=prod (staging builds its images: `mage all` with ALT_PROFILE=staging)", cfg.Profile)
+	}
+	return All(ctx)
 }

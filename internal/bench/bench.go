@@ -86,7 +86,7 @@ func Run(ctx context.Context, repo, self string, tc *tools.Cache) ([]Result, err
 		return nil, err
 	}
 	artifacts := filepath.Join(work, "build-artifacts.json")
-	if err := stack.Artifacts(stack.Placeholders(s.Images("dev"))).Write(artifacts); err != nil {
+	if err := stack.Artifacts(stack.Placeholders("dev", s.Images("dev"))).Write(artifacts); err != nil {
 		return nil, err
 	}
 	skaffold := &run.Runner{Dir: theirs, Env: tc.Env(kubeconfigs[theirs], "ALT_CERT_MANAGER=off")}

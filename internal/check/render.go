@@ -19,8 +19,6 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
-// PlaceholderTag is the tag every first-party image gets when rendering.
-const PlaceholderTag = stack.PlaceholderTag
 
 // Rendered is one Helm release of one layer under one profile, rendered.
 type Rendered struct {
@@ -109,24 +107,14 @@ func Skipped(rs []Rendered) []Note {
 }
 
 // placeholders are a release's setValueTemplates filled as Skaffold would
-// fill them for images deployed as <image>:sim (images maps each artifact
-// variable suffix to its image).
-func placeholders(rel stack.Release, images map[string]string) ([]string, error) {
+// fill them for the profile's placeholder references (stack.Placeholders:
+// <image>:sim, pinned by digest in staging and prod).
+func placeholders(rel stack.Release, refs map[string]string) ([]string, error) {
 	vars := map[string]string{}
-	for _, img := range images {
-		stack.ImageVars(vars, img, img+":"+PlaceholderTag)
+	for img, ref := range refs {
+		stack.ImageVars(vars, img, ref)
 	}
 	return rel.Sets(vars)
-}
-
-// artifactImages maps the IMAGE_*_x suffix of every artifact of the
-// profile to its image.
-func artifactImages(s *stack.Stack, profile string) map[string]string {
-	m := map[string]string{}
-	for _, img := range s.Images(profile) {
-		m[stack.ArtifactVar(img)] = img
-	}
-	return m
 }
 
 // release is one release of one layer under one profile, with the --set
@@ -145,7 +133,7 @@ func releases(s *stack.Stack, profileNames []string) ([]release, Problems) {
 	var out []release
 	var ps Problems
 	for _, p := range profileNames {
-		images := artifactImages(s, p)
+		refs := stack.Placeholders(p, s.Images(p))
 		for _, l := range s.Layers {
 			v, err := l.View(p, nil)
 			if err != nil {
@@ -153,7 +141,7 @@ func releases(s *stack.Stack, profileNames []string) ([]release, Problems) {
 				continue
 			}
 			for _, rel := range v.Releases {
-				sets, err := placeholders(rel, images)
+				sets, err := placeholders(rel, refs)
 				if err != nil {
 					ps = append(ps, Problem{File: l.File, Where: fmt.Sprintf("release %s (layer %s)", rel.Name, l.Name), Msg: err.Error(), Profiles: profiles(p)})
 					continue

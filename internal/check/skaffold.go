@@ -42,7 +42,7 @@ func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold
 	}
 	defer os.RemoveAll(dir)
 	artifacts := filepath.Join(dir, "build-artifacts.json")
-	if err := stack.Artifacts(stack.Placeholders(s.Images(profile))).Write(artifacts); err != nil {
+	if err := stack.Artifacts(stack.Placeholders(profile, s.Images(profile))).Write(artifacts); err != nil {
 		return nil, note, err
 	}
 

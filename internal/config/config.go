@@ -75,6 +75,10 @@ type Config struct {
 	// OtherProfile allows deploying ALT_PROFILE to a cluster whose first
 	// deploy bound it to another profile (and binds it to ALT_PROFILE).
 	OtherProfile bool
+	// Release is the release file (ALT_RELEASE): staging writes the image
+	// references it verified there, prod deploys those; relative to the
+	// repository unless absolute.
+	Release string
 	// TestSimProfiles lets staging and prod deploy to a sim cluster: a
 	// switch for tests only, announced loudly by every run that uses it.
 	TestSimProfiles bool
@@ -135,6 +139,8 @@ func Load(env Env, docker Docker) (*Config, error) {
 	if knownProfile && profile.Value != "dev" && registry.Value == "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY: required for ALT_PROFILE=%s (images are pushed there)", profile.Value))
 	}
+
+	release := get("ALT_RELEASE", "releases/staging.json", "the release file: a staging run writes the image references it verified there (pinned by digest); prod deploys those and builds nothing")
 
 	tools := get("ALT_TOOLS_DIR", defaultToolsDir(env), "cache of the pinned tools, one folder per tool and version")
 	if !filepath.IsAbs(tools.Value) {
@@ -226,11 +232,11 @@ func Load(env Env, docker Docker) (*Config, error) {
 	}
 
 	c.Profile, c.Cluster, c.KubeContext = profile.Value, cluster.Value, kctx.Value
-	c.Src, c.Registry, c.ToolsDir = src.Value, registry.Value, tools.Value
+	c.Src, c.Registry, c.ToolsDir, c.Release = src.Value, registry.Value, tools.Value, release.Value
 	c.ForceContext, c.CertManager = force.Value, certManager.Value
 	c.KindName = kindName.Value
 	c.KindRecreate, c.OtherProfile, c.TestSimProfiles = kindRecreateOn, otherProfileOn, testSimOn
-	c.Settings = []Setting{profile, cluster, kctx, src, registry, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash, testSim}
+	c.Settings = []Setting{profile, cluster, kctx, src, registry, release, tools, timeout, force, certManager, kindName, kindPort, kindRecreate, kindOffline, otherProfile, standinCrash, testSim}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("bad configuration:\n  %w", joinIndented(errs))
 	}

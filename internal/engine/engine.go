@@ -96,6 +96,8 @@ type Engine struct {
 
 	// secrets are the run's Secrets (staging, prod); nil in dev.
 	secrets *runSecrets
+	// release is what prod deploys: the release file staging wrote.
+	release *Release
 
 	prepareOnce sync.Once
 	prepareErr  error
@@ -173,6 +175,9 @@ func (e *Engine) prepare(ctx context.Context) error {
 	// Bad input first: a Secret the file lacks is named before anything
 	// is built or touched.
 	if err := e.loadSecrets(e.thisRun()); err != nil {
+		return err
+	}
+	if err := e.loadRelease(e.thisRun()); err != nil {
 		return err
 	}
 	if p, ok := e.Cluster.(preflighter); ok {
@@ -260,6 +265,10 @@ func (e *Engine) decideImages(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(e.artifacts), 0o755); err != nil {
 		return err
 	}
+	if e.release != nil {
+		e.promotedImages()
+		return nil
+	}
 	if e.Cluster.Name() == config.ClusterSim {
 		e.images = e.placeholderImages()
 		ui.Warn("sim cluster: no image is built; every first-party image gets the placeholder tag \"sim\" (containers do not run in a simulation)")
@@ -286,9 +295,10 @@ func (e *Engine) layerArtifacts(v *stack.View) (string, error) {
 	return path, a.Write(path)
 }
 
-// placeholderImages are the deterministic tags of a run that builds nothing.
+// placeholderImages are the deterministic references of a run that
+// builds nothing (stack.Placeholders).
 func (e *Engine) placeholderImages() map[string]string {
-	return stack.Placeholders(e.Stack.Images(e.Cfg.Profile))
+	return stack.Placeholders(e.Cfg.Profile, e.Stack.Images(e.Cfg.Profile))
 }
 
 // Close releases the deploy lock and whatever the cluster keeps for this

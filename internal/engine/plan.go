@@ -23,7 +23,7 @@ type PlanItem struct {
 // graph), whether a run would deploy or skip it and why. It changes
 // nothing: it starts no cluster, builds nothing and takes no lock.
 func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
-	e.images = e.placeholderImages()
+	e.images = e.expectedImages(Record{})
 	e.decideCertManager(ctx, false)
 	note := ""
 	if e.Cluster.Name() != config.ClusterSim {
@@ -63,9 +63,7 @@ func (e *Engine) Plan(ctx context.Context) ([]PlanItem, error) {
 			}
 			it.Reason, it.Digest = why, in.Digest()
 		} else {
-			if e.Cluster.Name() != config.ClusterSim {
-				e.images = recordedImages(recs[l.Name])
-			}
+			e.images = e.expectedImages(recs[l.Name])
 			d, err := e.decide(ctx, v)
 			if err != nil {
 				return nil, err

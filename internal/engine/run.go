@@ -147,6 +147,10 @@ const ResultsFile = ".cache/run/results.json"
 // keeps the results in ResultsFile and turns err into one error that names
 // the failed and the not started layers.
 func (e *Engine) Finish(err error) error {
+	if err == nil {
+		// Staging: what it verified, for prod to deploy.
+		err = e.writeRelease(e.runCtx)
+	}
 	e.Close()
 	e.cancelRun(nil)
 	results := e.Results(e.runLayers())

@@ -19,15 +19,20 @@ import (
 )
 
 // stagingEnv makes an age key for this test only (never committed), and
-// the variables of a staging run on the copy's sim cluster through the
-// tests' switch of the profile guard.
+// the variables of a staging (or prod) run on the copy's sim cluster
+// through the tests' switch of the profile guard.
 type stagingEnv struct {
-	id   *age.X25519Identity
-	env  []string
-	vals map[string]map[string]string // Secret → key → value
+	profile string
+	id      *age.X25519Identity
+	env     []string
+	vals    map[string]map[string]string // Secret → key → value
 }
 
 func newStagingEnv(t *testing.T, p *platform, needs []secrets.Need) *stagingEnv {
+	return newProfileEnv(t, "staging", needs)
+}
+
+func newProfileEnv(t *testing.T, profile string, needs []secrets.Need) *stagingEnv {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
@@ -37,8 +42,8 @@ func newStagingEnv(t *testing.T, p *platform, needs []secrets.Need) *stagingEnv 
 	if err := os.WriteFile(keys, []byte(id.String()+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &stagingEnv{id: id, vals: map[string]map[string]string{}}
-	s.env = []string{"ALT_PROFILE=staging", "ALT_TEST_SIM_PROFILES=1", "ALT_REGISTRY=registry.invalid/alt",
+	s := &stagingEnv{profile: profile, id: id, vals: map[string]map[string]string{}}
+	s.env = []string{"ALT_PROFILE=" + profile, "ALT_TEST_SIM_PROFILES=1", "ALT_REGISTRY=registry.invalid/alt",
 		"SOPS_AGE_KEY_FILE=" + keys, "SOPS_AGE_KEY=", "XDG_CONFIG_HOME=" + t.TempDir()}
 	for _, n := range needs {
 		s.vals[n.Name] = map[string]string{}
@@ -52,7 +57,7 @@ func newStagingEnv(t *testing.T, p *platform, needs []secrets.Need) *stagingEnv 
 }
 
 // write encrypts the values, without the keys of skip ("secret/key"),
-// into the copy's secrets/staging.sops.yaml.
+// into the copy's secrets/<profile>.sops.yaml.
 func (s *stagingEnv) write(t *testing.T, p *platform, skip ...string) {
 	t.Helper()
 	var b strings.Builder
@@ -73,7 +78,7 @@ func (s *stagingEnv) write(t *testing.T, p *platform, skip ...string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(p.dir, secrets.File("staging"))
+	path := filepath.Join(p.dir, secrets.File(s.profile))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -14,11 +16,18 @@ import (
 // built: the sim cluster, the static checks, bench.
 const PlaceholderTag = "sim"
 
-// Placeholders maps each image to itself with the placeholder tag.
-func Placeholders(images []string) map[string]string {
+// Placeholders maps each image to itself with the placeholder tag. In
+// staging and prod, which deploy only pushed images, each is also pinned
+// by a digest (of the reference itself), as a push pins it.
+func Placeholders(profile string, images []string) map[string]string {
 	m := make(map[string]string, len(images))
 	for _, img := range images {
-		m[img] = img + ":" + PlaceholderTag
+		ref := img + ":" + PlaceholderTag
+		if profile != "dev" {
+			sum := sha256.Sum256([]byte(ref))
+			ref += "@sha256:" + hex.EncodeToString(sum[:])
+		}
+		m[img] = ref
 	}
 	return m
 }

@@ -51,7 +51,7 @@ func TestReleaseSets(t *testing.T) {
 
 func TestArtifactsFileRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "build-artifacts.json")
-	want := Placeholders([]string{"web", "api"})
+	want := Placeholders("dev", []string{"web", "api"})
 	want["db"] = "localhost:5001/db:abc@sha256:0123"
 	if err := Artifacts(want).Write(path); err != nil {
 		t.Fatal(err)

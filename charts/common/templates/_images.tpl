@@ -8,12 +8,15 @@ carry its digest: "v1.3.1@sha256:...").
 {{- end }}
 
 {{/*
-common.injectedImage: a first-party image, whose repository and tag only
-Skaffold gives (setValueTemplates); a chart default never names one.
-Call with the root context; reads .Values.image.
+common.injectedImage: a first-party image, whose repository, tag and
+digest only Skaffold gives (setValueTemplates IMAGE_REPO_x, IMAGE_TAG_x,
+IMAGE_DIGEST_x); a chart default never names one. repository:tag, plus
+@digest when the image was pushed (staging and prod deploy only such
+references: promotion by digest). Call with (dict "image" <the values map>
+"key" <its values path> "release" .Release.Name).
 */}}
 {{- define "common.injectedImage" -}}
-{{- $repo := required (printf "image.repository is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.repository -}}
-{{- $tag := required (printf "image.tag is required: Skaffold injects it via setValueTemplates (release %s)" .Release.Name) .Values.image.tag -}}
-{{- printf "%s:%s" $repo $tag }}
+{{- $repo := required (printf "%s.repository is required: Skaffold injects it via setValueTemplates (release %s)" .key .release) .image.repository -}}
+{{- $tag := required (printf "%s.tag is required: Skaffold injects it via setValueTemplates (release %s)" .key .release) .image.tag -}}
+{{- printf "%s:%s" $repo $tag }}{{ with .image.digest }}@{{ . }}{{ end }}
 {{- end }}

@@ -94,7 +94,7 @@ The container spec shared by both modes (without probes).
 */}}
 {{- define "service.container" -}}
 name: {{ include "common.name" . }}
-image: {{ include "common.injectedImage" . }}
+image: {{ include "common.injectedImage" (dict "image" .Values.image "key" "image" "release" .Release.Name) }}
 imagePullPolicy: {{ .Values.image.pullPolicy }}
 {{- with .Values.command }}
 command:
