@@ -134,6 +134,9 @@ func All(ctx context.Context, o Options) (*Report, error) {
 	record("secrets", t, nil, Secrets(o.Stack.Repo, objs))
 
 	t = time.Now()
+	record("quotas", t, nil, Quotas(objs))
+
+	t = time.Now()
 	notes, err = References(o.Stack, o.Graph, objs)
 	record("references", t, notes, err)
 

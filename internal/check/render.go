@@ -19,7 +19,6 @@ import (
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
-
 // Rendered is one Helm release of one layer under one profile, rendered.
 type Rendered struct {
 	Profile     string

@@ -17,13 +17,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/aggregator"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/collector"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/polling/event"
 	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
@@ -162,7 +162,7 @@ func (k *Kube) Check(ctx context.Context, ids []object.ObjMetadata) ([]Unhealthy
 			case err != nil:
 				errs[i] = err
 			default:
-				if st, msg := objectStatus(u); st != status.CurrentStatus {
+				if st, msg := k.objectStatus(ctx, u); st != status.CurrentStatus {
 					verdicts[i] = &Unhealthy{ID: id, Status: st.String(), Message: msg}
 				}
 			}
@@ -208,6 +208,40 @@ func objectStatus(u *unstructured.Unstructured) (status.Status, string) {
 	return res.Status, res.Message
 }
 
+// objectStatus is objectStatus, and a Pending claim whose StorageClass
+// binds it only when its first pod is scheduled (WaitForFirstConsumer) is
+// Current: a CronJob's claim binds at its first run, not at the deploy.
+func (k *Kube) objectStatus(ctx context.Context, u *unstructured.Unstructured) (status.Status, string) {
+	st, msg := objectStatus(u)
+	if st != status.InProgressStatus || u.GetKind() != "PersistentVolumeClaim" || u.GroupVersionKind().Group != "" {
+		return st, msg
+	}
+	if phase, _, _ := unstructured.NestedString(u.Object, "status", "phase"); phase != string(corev1.ClaimPending) {
+		return st, msg
+	}
+	class, _, _ := unstructured.NestedString(u.Object, "spec", "storageClassName")
+	if k.bindsOnFirstConsumer(ctx, class) {
+		return status.CurrentStatus, "Pending until its first pod is scheduled (StorageClass binds WaitForFirstConsumer)"
+	}
+	return st, msg
+}
+
+// bindsOnFirstConsumer reports whether the StorageClass (the cluster's
+// default one for "") binds its claims WaitForFirstConsumer.
+func (k *Kube) bindsOnFirstConsumer(ctx context.Context, class string) bool {
+	classes, err := k.Client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, sc := range classes.Items {
+		isDefault := sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"
+		if sc.Name == class || (class == "" && isDefault) {
+			return sc.VolumeBindingMode != nil && *sc.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
+		}
+	}
+	return false
+}
+
 func jobComplete(u *unstructured.Unstructured) bool {
 	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, c := range conds {
@@ -233,25 +267,23 @@ func (k *Kube) Wait(ctx context.Context, ids []object.ObjMetadata) ([]Unhealthy,
 	events := w.Watch(wctx, set, watcher.Options{})
 	coll := collector.NewResourceStatusCollector(set)
 	done := coll.ListenWithObserver(events, collector.ObserverFunc(func(c *collector.ResourceStatusCollector, _ event.Event) {
-		var rss []*event.ResourceStatus
 		for _, rs := range c.ResourceStatuses {
 			if rs == nil {
 				return
 			}
-			if rs.Status == status.CurrentStatus && rs.Resource != nil {
-				if st, _ := objectStatus(rs.Resource); st != status.CurrentStatus {
-					return
-				}
+			st := rs.Status
+			if rs.Resource != nil {
+				st, _ = k.objectStatus(wctx, rs.Resource)
 			}
-			if rs.Status == status.FailedStatus {
+			if st == status.FailedStatus {
 				cancel()
 				return
 			}
-			rss = append(rss, rs)
+			if st != status.CurrentStatus {
+				return
+			}
 		}
-		if aggregator.AggregateStatus(rss, status.CurrentStatus) == status.CurrentStatus {
-			cancel()
-		}
+		cancel()
 	}))
 	<-done
 	// The final verdict comes from a fresh read, not from the watch cache.

@@ -329,14 +329,13 @@ func (e *Engine) failReason(ctx, lctx context.Context, f failure) string {
 // config with -m. Skaffold reads every config it is given, and each `skaffold
 // filter` it runs as Helm's post-renderer (one per release) reads them again
 // and runs `helm version` once per config: given the root, seven times per
-// release. -m names the layer all the same, for the reader.
+// release. -m names the layer all the same, for the reader. No
+// --default-repo: the references of the artifacts file are whole (pushed by
+// the build, or promoted from staging's release file) and are deployed byte
+// for byte.
 func (e *Engine) deployArgs(l *stack.Layer, artifacts string) []string {
-	args := []string{"deploy", "-f", filepath.Base(l.File), "-m", l.Name, "-p", e.Cfg.Profile,
+	return []string{"deploy", "-f", filepath.Base(l.File), "-m", l.Name, "-p", e.Cfg.Profile,
 		"--build-artifacts", artifacts, "--status-check=false"}
-	if e.Cfg.Registry != "" {
-		args = append(args, "--default-repo", e.Cfg.Registry)
-	}
-	return args
 }
 
 // decision is whether a layer must be deployed, and why.

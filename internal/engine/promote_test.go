@@ -64,7 +64,7 @@ func TestPromote(t *testing.T) {
 	}
 	for _, ref := range rel.Images {
 		if !staged[ref] {
-			t.Errorf("the release file names %s, which no staging container runs", ref)
+			t.Errorf("the release file names %s, which no staging workload runs", ref)
 		}
 	}
 
@@ -94,7 +94,7 @@ func TestPromote(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name, file, want string
-		targets         []string
+		targets          []string
 	}{
 		{"no file", filepath.Join(t.TempDir(), "none.json"), "no release file", []string{"promote"}},
 		{"a tag, no digest", writeRelease(func(r *engine.Release) { r.Images[backend] = backend + ":v1" }),
@@ -149,14 +149,15 @@ func TestPromote(t *testing.T) {
 	want["alt-core-services"] = "deployed"
 	expect(t, out, want)
 	if ref := strings.SplitN(rel.Images[backend], "@", 2)[0] + "@sha256:" + strings.Repeat("ab", 32); !images(prd)[ref] {
-		t.Errorf("no prod container runs %s after its promotion", ref)
+		t.Errorf("no prod workload runs %s after its promotion", ref)
 	}
 }
 
 // images are the first-party references (the sim's placeholder tag) of
-// every container and init container of the platform's pods.
+// every container and init container of the platform's workloads and pods
+// (a CronJob's in its job template).
 func images(p *platform) map[string]bool {
-	out := p.kubectl("get", "pods", "-A", "-o", `jsonpath={range .items[*]}{range .spec.containers[*]}{.image}{"\n"}{end}{range .spec.initContainers[*]}{.image}{"\n"}{end}{end}`)
+	out := p.kubectl("get", "deployments,statefulsets,daemonsets,jobs,cronjobs,pods", "-A", "-o", `jsonpath={..image}`)
 	refs := map[string]bool{}
 	for _, l := range strings.Fields(out) {
 		if strings.Contains(l, ":"+stack.PlaceholderTag+"@") {
