@@ -10,7 +10,7 @@ import (
 )
 
 // CI is the gate every change passes: static checks (vet, unit tests, the
-// stack, helm lint, strict render, policy, references, hooks, object
+// stack, helm lint, strict render, policy, quotas, references, hooks, object
 // owners, git-ignored inputs, network flows both ways, Alt's contract,
 // skaffold render of every profile, kube-score), a deploy to a fresh sim
 // cluster from empty and again unchanged, the kind stage where a Docker

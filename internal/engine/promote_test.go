@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/alt-platform/orchestration/internal/engine"
-	"github.com/alt-platform/orchestration/internal/secrets"
 	"github.com/alt-platform/orchestration/internal/stack"
 )
 
@@ -22,16 +21,7 @@ import (
 // nothing else is.
 func TestPromote(t *testing.T) {
 	stg, prd := newPlatform(t), newPlatform(t)
-	contract, err := secrets.ReadContract(stg.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var needs []secrets.Need
-	for _, n := range contract {
-		if n.FromSource() {
-			needs = append(needs, n)
-		}
-	}
+	needs := fileNeeds(t, stg)
 	// The Secret meilisearch's keys Job makes in the cluster (no
 	// container runs on sim): made as that Job would.
 	keysJob := func(p *platform) {

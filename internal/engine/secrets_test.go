@@ -28,10 +28,6 @@ type stagingEnv struct {
 	vals    map[string]map[string]string // Secret → key → value
 }
 
-func newStagingEnv(t *testing.T, p *platform, needs []secrets.Need) *stagingEnv {
-	return newProfileEnv(t, "staging", needs)
-}
-
 func newProfileEnv(t *testing.T, profile string, needs []secrets.Need) *stagingEnv {
 	t.Helper()
 	id, err := age.GenerateX25519Identity()
@@ -100,6 +96,23 @@ func (s *stagingEnv) leaks(text string) []string {
 	return found
 }
 
+// fileNeeds are the contract's Secrets that an environment's SOPS file
+// provides.
+func fileNeeds(t *testing.T, p *platform) []secrets.Need {
+	t.Helper()
+	all, err := secrets.ReadContract(p.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var needs []secrets.Need
+	for _, n := range all {
+		if n.FromSource() {
+			needs = append(needs, n)
+		}
+	}
+	return needs
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -115,17 +128,8 @@ func contains(list []string, s string) bool {
 // named before any layer deploys; no value appears in any output or file.
 func TestStagingSecretsFromSOPS(t *testing.T) {
 	p := newPlatform(t)
-	all, err := secrets.ReadContract(p.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var needs []secrets.Need
-	for _, n := range all {
-		if n.FromSource() {
-			needs = append(needs, n)
-		}
-	}
-	s := newStagingEnv(t, p, needs)
+	needs := fileNeeds(t, p)
+	s := newProfileEnv(t, "staging", needs)
 	var outputs []string
 	run := func(targets ...string) (string, error) {
 		out, err := p.mage(s.env, targets...)
