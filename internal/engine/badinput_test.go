@@ -323,9 +323,10 @@ func closedPort(t *testing.T) int {
 	return port
 }
 
-// corruptTools makes a private tools cache: every pinned tool linked to the
-// real cache's binary (with its stamp, so it counts as installed), the
-// named one truncated to half its size, as a build or a copy cut short
+// corruptTools makes a private tools cache: every pinned tool the real
+// cache holds linked to its binary (with its stamp, so it counts as
+// installed; a tool built only when needed, docker-buildx, may be absent),
+// the named one truncated to half its size, as a build or a copy cut short
 // leaves it. The wrapper module of the damaged tool is copied too, so its
 // rebuild compiles from the warm Go build cache without resolving modules.
 func corruptTools(t *testing.T, real *tools.Cache, name string) (*tools.Cache, tools.Tool) {
@@ -333,6 +334,12 @@ func corruptTools(t *testing.T, real *tools.Cache, name string) (*tools.Cache, t
 	c := &tools.Cache{Dir: t.TempDir(), Runner: &run.Runner{}}
 	var damaged tools.Tool
 	for _, tool := range tools.All {
+		if !real.Installed(tool) {
+			if tool.Name == name {
+				t.Fatalf("the real tools cache has no %s to damage", name)
+			}
+			continue
+		}
 		src, dst := real.Path(tool), c.Path(tool)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)

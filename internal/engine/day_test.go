@@ -58,7 +58,9 @@ func TestDayToDay(t *testing.T) {
 		// release, never scheduled, deleted and held by a finalizer.
 		p.kubectl("run", "leaving", "-n", "alt-ingress", "--image=alt/leaving", "--restart=Never",
 			"--labels=app.kubernetes.io/instance=nginx-external",
-			`--overrides={"metadata":{"finalizers":["alt-platform.io/test"]},"spec":{"nodeSelector":{"alt-platform.io/nowhere":"true"}}}`)
+			`--overrides={"metadata":{"finalizers":["alt-platform.io/test"]},"spec":{"nodeSelector":{"alt-platform.io/nowhere":"true"},`+
+				`"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},`+
+				`"containers":[{"name":"leaving","image":"alt/leaving","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}`)
 		p.kubectl("delete", "pod", "leaving", "-n", "alt-ingress", "--wait=false")
 		defer p.kubectl("patch", "pod", "leaving", "-n", "alt-ingress", "--type=json", `-p=[{"op":"remove","path":"/metadata/finalizers"}]`)
 		if out, err := p.mage(nil, "status"); err != nil {
