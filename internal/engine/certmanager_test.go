@@ -70,3 +70,23 @@ func TestCertManagerOffSaysWhatItLeavesOut(t *testing.T) {
 		}
 	}
 }
+
+// On kind, the platform is announced over HTTPS where cert-manager is
+// deployed (nginx-external's TLS server), over HTTP where it is not.
+func TestEntryURLFollowsCertManager(t *testing.T) {
+	for _, c := range []struct {
+		certManager string
+		http, https int
+		want        string
+	}{
+		{"on", 80, 443, "https://localhost/"},
+		{"on", 8080, 8443, "https://localhost:8443/"},
+		{"off", 80, 443, "http://localhost/"},
+		{"off", 8080, 8443, "http://localhost:8080/"},
+	} {
+		e := &Engine{Cfg: &config.Config{KindHTTPPort: c.http, KindHTTPSPort: c.https}, Env: map[string]string{"ALT_CERT_MANAGER": c.certManager}}
+		if got := e.EntryURL(); got != c.want {
+			t.Errorf("ALT_CERT_MANAGER=%s, ports %d/%d: %s, want %s", c.certManager, c.http, c.https, got, c.want)
+		}
+	}
+}
