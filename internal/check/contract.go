@@ -371,7 +371,72 @@ func nginxLocations(conf string) []location {
 	return ls
 }
 
-// contractRoutes checks nginx-external's configuration against the routes.
+// nginxServer is one server block of nginx.conf: its listen lines and its
+// text.
+type nginxServer struct {
+	listen string
+	text   string
+}
+
+var (
+	serverRe   = regexp.MustCompile(`^\s*server\s*\{`)
+	listenRe   = regexp.MustCompile(`^\s*listen\s+([^;]+);`)
+	redirectRe = regexp.MustCompile(`^\s*return\s+30[1278]\s+https://`)
+)
+
+// nginxServers splits an nginx.conf into its server blocks (by braces).
+func nginxServers(conf string) []nginxServer {
+	var out []nginxServer
+	lines := strings.Split(conf, "\n")
+	for i := 0; i < len(lines); i++ {
+		if !serverRe.MatchString(lines[i]) {
+			continue
+		}
+		depth, j := 0, i
+		var listen []string
+		for ; j < len(lines); j++ {
+			depth += strings.Count(lines[j], "{") - strings.Count(lines[j], "}")
+			if m := listenRe.FindStringSubmatch(lines[j]); m != nil {
+				listen = append(listen, m[1])
+			}
+			if depth == 0 {
+				break
+			}
+		}
+		out = append(out, nginxServer{listen: strings.Join(listen, ", "), text: strings.Join(lines[i:min(j+1, len(lines))], "\n")})
+		i = j
+	}
+	return out
+}
+
+// redirectsToHTTPS says whether the server answers `location /` with a
+// redirect to https:// and proxies nothing: the plain-HTTP server of an
+// entry that serves its routes over HTTPS.
+func (sv nginxServer) redirectsToHTTPS() bool {
+	redirect := false
+	lines := strings.Split(sv.text, "\n")
+	for _, l := range nginxLocations(sv.text) {
+		if l.upstream != "" {
+			return false
+		}
+	}
+	in := false
+	for _, line := range lines {
+		if m := locationRe.FindStringSubmatch(line); m != nil {
+			in = m[2] == "/" && m[1] == ""
+			continue
+		}
+		if in && redirectRe.MatchString(line) {
+			redirect = true
+		}
+	}
+	return redirect
+}
+
+// contractRoutes checks nginx-external's configuration against the routes:
+// every server block (plain HTTP and, where cert-manager is deployed,
+// HTTPS) answers the entry's health path itself and routes every path
+// where Alt routes it, or (plain HTTP only) redirects it to HTTPS.
 func contractRoutes(c *contract.Contract, s *stack.Stack, objs []*Object) Problems {
 	var ps Problems
 	var conf *Object
@@ -387,45 +452,61 @@ func contractRoutes(c *contract.Contract, s *stack.Stack, objs []*Object) Proble
 		}
 		return ps
 	}
-	locs := map[string]location{}
-	for _, l := range nginxLocations(text) {
-		locs[l.path] = l
+	servers := nginxServers(text)
+	if len(servers) == 0 {
+		return append(ps, conf.problem("nginx.conf has no server block"))
 	}
 	namespaceOf := releaseNamespaces(s, conf.Profile)
-	wanted := map[string]bool{c.EntryHealth.Path: true}
-	for _, r := range c.Routes {
-		wanted[r.Path] = true
-		l, ok := locs[r.Path]
-		svcName := r.Service
-		if svcName == "" {
-			svcName = r.Release
+	reached := map[string]bool{} // routes whose Service ports were checked
+	for _, sv := range servers {
+		prob := func(format string, a ...any) {
+			ps = append(ps, conf.problem("server (listen %s): "+format, append([]any{sv.listen}, a...)...))
 		}
-		ns := namespaceOf[r.Release]
-		want := fmt.Sprintf("http://%s.%s.svc:%d%s", svcName, ns, r.Port, r.To)
-		got := fmt.Sprintf("http://%s%s", l.upstream, l.to)
-		if !ok {
-			ps = append(ps, conf.problem("no location %s; Alt routes it to %s (%s)", r.Path, want, r.Source))
+		locs := map[string]location{}
+		for _, l := range nginxLocations(sv.text) {
+			locs[l.path] = l
+		}
+		if l, ok := locs[c.EntryHealth.Path]; !ok || l.upstream != "" {
+			prob("no location %s answered by nginx itself (%s)", c.EntryHealth.Path, c.EntryHealth.Source)
+		}
+		if !strings.Contains(sv.listen, "ssl") && sv.redirectsToHTTPS() {
 			continue
 		}
-		host, port, _ := strings.Cut(l.upstream, ":")
-		if !slices.Contains([]string{svcName + "." + ns + ".svc", svcName + "." + ns + ".svc.cluster.local"}, host) || port != strconv.Itoa(r.Port) || l.to != r.To {
-			ps = append(ps, conf.problem("location %s proxies to %s; Alt routes it to %s (%s)", r.Path, got, want, r.Source))
-			continue
+		wanted := map[string]bool{c.EntryHealth.Path: true}
+		for _, r := range c.Routes {
+			wanted[r.Path] = true
+			l, ok := locs[r.Path]
+			svcName := r.Service
+			if svcName == "" {
+				svcName = r.Release
+			}
+			ns := namespaceOf[r.Release]
+			want := fmt.Sprintf("http://%s.%s.svc:%d%s", svcName, ns, r.Port, r.To)
+			got := fmt.Sprintf("http://%s%s", l.upstream, l.to)
+			if !ok {
+				prob("no location %s; Alt routes it to %s (%s)", r.Path, want, r.Source)
+				continue
+			}
+			host, port, _ := strings.Cut(l.upstream, ":")
+			if !slices.Contains([]string{svcName + "." + ns + ".svc", svcName + "." + ns + ".svc.cluster.local"}, host) || port != strconv.Itoa(r.Port) || l.to != r.To {
+				prob("location %s proxies to %s; Alt routes it to %s (%s)", r.Path, got, want, r.Source)
+				continue
+			}
+			if !reached[r.Path] {
+				reached[r.Path] = true
+				ps = append(ps, routeReaches(c, objs, r, svcName, ns)...)
+			}
 		}
-		ps = append(ps, routeReaches(c, objs, r, svcName, ns)...)
-	}
-	if l, ok := locs[c.EntryHealth.Path]; !ok || l.upstream != "" {
-		ps = append(ps, conf.problem("no location %s answered by nginx itself (%s)", c.EntryHealth.Path, c.EntryHealth.Source))
-	}
-	var extra []string
-	for p, l := range locs {
-		if !wanted[p] && l.upstream != "" {
-			extra = append(extra, p)
+		var extra []string
+		for p, l := range locs {
+			if !wanted[p] && l.upstream != "" {
+				extra = append(extra, p)
+			}
 		}
-	}
-	sort.Strings(extra)
-	for _, p := range extra {
-		ps = append(ps, conf.problem("location %s proxies to %s, a route Alt does not have (%s routes)", p, locs[p].upstream, contract.File))
+		sort.Strings(extra)
+		for _, p := range extra {
+			prob("location %s proxies to %s, a route Alt does not have (%s routes)", p, locs[p].upstream, contract.File)
+		}
 	}
 	return ps
 }

@@ -68,7 +68,14 @@ func TestContract(t *testing.T) {
 		{"a route missing", "ConfigMap", "nginx-external", "location /ory/ {", "location /oryx/ {",
 			"no location /ory/; Alt routes it to http://kratos-public.alt-auth.svc:4433/", ""},
 		{"the entry's own health path missing", "ConfigMap", "nginx-external", "location = /nginx-health {", "location = /healthz {",
-			"no location /nginx-health answered by nginx itself", ""},
+			"server (listen 8080): no location /nginx-health answered by nginx itself", ""},
+		// dev renders with cert-manager: a second, HTTPS server, checked
+		// on its own.
+		{"the HTTPS server without the entry's health path", "ConfigMap", "nginx-external", "ssl_session_timeout 1h;\n        location = /nginx-health {", "ssl_session_timeout 1h;\n        location = /healthz {",
+			"server (listen 8443 ssl): no location /nginx-health answered by nginx itself", ""},
+		{"the HTTPS server without a route", "ConfigMap", "nginx-external", "ssl_session_timeout 1h;\n        location = /nginx-health {\n          access_log off;\n          default_type text/plain;\n          return 200 \"ok\\n\";\n        }\n        \n        location / {",
+			"ssl_session_timeout 1h;\n        location = /nginx-health {\n          access_log off;\n          default_type text/plain;\n          return 200 \"ok\\n\";\n        }\n        \n        location /elsewhere/ {",
+			"server (listen 8443 ssl): no location /; Alt routes it to http://alt-frontend.alt-apps.svc:3000/", ""},
 		{"a role Secret with another user", "Secret", "postgres", "username: c2VhcmNoX2luZGV4ZXJfdXNlcg==", "username: cG9zdGdyZXM=",
 			"holds username \"postgres\"; search-indexer connects as search_indexer_user", "alt-processing"},
 		{"the service's own migration not run", "Job", "auth-service", "- /app/migrate\n", "- /app/migrated\n",

@@ -176,6 +176,15 @@ func References(s *stack.Stack, g *stack.Graph, objs []*Object) ([]Note, error) 
 		for _, o := range objs {
 			created[objKey{o.Kind, o.Namespace, o.Name}] = o
 		}
+		// A cert-manager Certificate's Secret is made by cert-manager
+		// from it: created by the Certificate's layer.
+		for _, o := range objs {
+			if name := certificateSecret(o); name != "" {
+				if _, ok := created[objKey{"Secret", o.Namespace, name}]; !ok {
+					created[objKey{"Secret", o.Namespace, name}] = o
+				}
+			}
+		}
 		hooks := layerHooks(s, p)
 
 		// Namespaces.
@@ -832,4 +841,14 @@ func reads(w workload, k objKey) bool {
 		return false
 	}
 	return slices.ContainsFunc(podRefs(w), func(r ref) bool { return r.kind == k.kind && r.name == k.name })
+}
+
+// certificateSecret is spec.secretName of a cert-manager Certificate, or "".
+func certificateSecret(o *Object) string {
+	if o.Kind != "Certificate" || !strings.HasPrefix(o.APIVersion, "cert-manager.io/") {
+		return ""
+	}
+	spec, _ := o.Doc["spec"].(map[string]any)
+	name, _ := spec["secretName"].(string)
+	return name
 }

@@ -107,9 +107,11 @@ func Skipped(rs []Rendered) []Note {
 
 // placeholders are a release's setValueTemplates filled as Skaffold would
 // fill them for the profile's placeholder references (stack.Placeholders:
-// <image>:sim, pinned by digest in staging and prod).
+// <image>:sim, pinned by digest in staging and prod), with cert-manager
+// deployed (ALT_CERT_MANAGER=on, as the engine sets it where cert-manager
+// runs: Render renders pki and TLS at the entry; SkaffoldRender the rest).
 func placeholders(rel stack.Release, refs map[string]string) ([]string, error) {
-	vars := map[string]string{}
+	vars := map[string]string{"ALT_CERT_MANAGER": "on"}
 	for img, ref := range refs {
 		stack.ImageVars(vars, img, ref)
 	}

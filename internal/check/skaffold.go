@@ -32,7 +32,7 @@ const CertManagerOff = "ALT_CERT_MANAGER=off"
 // the offline render leaves out.
 func SkaffoldRender(ctx context.Context, r *run.Runner, s *stack.Stack, skaffold, profile string) ([]*Object, Note, error) {
 	note := Note{Check: "skaffold", What: "cert-manager and pki releases in `skaffold render -p " + profile + "`",
-		Why: CertManagerOff + ": the jetstack chart repository cannot be reached offline (Render still renders pki)"}
+		Why: CertManagerOff + ": the jetstack chart repository cannot be reached offline (Render still renders pki and, with ALT_CERT_MANAGER=on, nginx-external's Certificate and HTTPS server)"}
 	if err := charts.Vendor(s.Repo); err != nil {
 		return nil, note, err
 	}
@@ -100,7 +100,14 @@ func SameAsSkaffold(s *stack.Stack, profile string, skaffoldObjs []*Object, rend
 	var ours []*Object
 	for _, r := range rendered {
 		if r.Profile == profile && want[r.Layer+"/"+r.Release] {
-			ours = append(ours, r.Objects...)
+			for _, o := range r.Objects {
+				// cert-manager's objects (nginx-external's Certificate)
+				// exist only with cert-manager, which Render has and
+				// Skaffold's offline render has not.
+				if !strings.HasPrefix(o.APIVersion, "cert-manager.io/") {
+					ours = append(ours, o)
+				}
+			}
 		}
 	}
 	a, b := count(ours), count(skaffoldObjs)

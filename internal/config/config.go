@@ -155,7 +155,7 @@ func Load(env Env, docker Docker) (*Config, error) {
 	}
 
 	force := get("ALT_FORCE_CONTEXT", "", "the non-local kube context that the dev profile may deploy to (must equal ALT_KUBE_CONTEXT)")
-	certManager := get("ALT_CERT_MANAGER", "auto", "cert-manager and the PKI in 01-foundation: on, off, or auto (off on sim or when its chart repository is unreachable)")
+	certManager := get("ALT_CERT_MANAGER", "auto", "cert-manager and the PKI in 01-foundation, and with them TLS at the entry (nginx-external HTTPS, dev's https URLs): on, off, or auto (off on sim or on an offline kind cluster)")
 	if !slices.Contains([]string{"auto", "on", "off"}, certManager.Value) {
 		errs = append(errs, fmt.Errorf("ALT_CERT_MANAGER=%q: expected auto, on or off", certManager.Value))
 	}

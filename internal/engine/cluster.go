@@ -75,22 +75,43 @@ var _ interface {
 	offliner
 } = (*kind.Provider)(nil)
 
-// decideCertManager settles ALT_CERT_MANAGER=auto before anything reads
-// the layers' inputs: off on an offline cluster (neither the jetstack chart
-// repository nor cert-manager's images can be reached). A deploy says
-// loudly what was switched off.
+// decideCertManager settles ALT_CERT_MANAGER before anything reads the
+// layers' inputs: off on an offline cluster (neither the jetstack chart
+// repository nor cert-manager's images can be reached), on otherwise
+// unless set off. The layers always see on or off: 06-application passes
+// it to nginx-external (TLS at the entry), and 01, 05 and 06 have a
+// cert-manager-off profile activated by it. A deploy says loudly what was
+// switched off and what that leaves out.
 func (e *Engine) decideCertManager(ctx context.Context, say bool) {
 	why := "as set"
 	switch {
 	case e.Cfg.Cluster == config.ClusterSim:
+		e.Env["ALT_CERT_MANAGER"] = "off"
 		why = "a sim cluster serves no webhook and the chart repository is unreachable offline"
 	case e.Cfg.CertManager == "auto" && isOffline(ctx, e.Cluster):
 		e.Env["ALT_CERT_MANAGER"] = "off"
 		why = "from auto: the kind cluster is offline, neither the jetstack chart repository nor cert-manager's images can be reached"
 	}
-	if say && e.Env["ALT_CERT_MANAGER"] == "off" {
-		ui.Warn("cert-manager and the PKI (ClusterIssuer alt-ca) are switched off (ALT_CERT_MANAGER=off, %s); nothing in this run gets a certificate from them", why)
+	if e.Env["ALT_CERT_MANAGER"] != "off" {
+		e.Env["ALT_CERT_MANAGER"] = "on"
+		return
 	}
+	if say {
+		ui.Warn("cert-manager and the PKI (ClusterIssuer alt-ca) are switched off (ALT_CERT_MANAGER=off, %s); nothing in this run gets a certificate from them. Left out with cert-manager: %s",
+			why, strings.Join(leftOutWithoutCertManager(e.Cfg.Profile), ", "))
+	}
+}
+
+// leftOutWithoutCertManager is what a run of the profile does not get
+// when cert-manager is off: the layers' cert-manager-off profiles and
+// nginx-external's tls.certManager (skaffold/05-auth-platform,
+// skaffold/06-application).
+func leftOutWithoutCertManager(profile string) []string {
+	out := []string{"HTTPS at nginx-external (no Certificate, no TLS server, no https port: plain HTTP only)"}
+	if profile == "dev" {
+		return append(out, "Kratos' https URL (it is http://localhost, and so is alt-frontend's build)")
+	}
+	return append(out, "nothing else: Kratos keeps the site's https URL, so TLS must end in front of nginx-external")
 }
 
 func isOffline(ctx context.Context, c Cluster) bool {

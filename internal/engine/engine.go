@@ -395,12 +395,18 @@ func (e *Engine) Where() []string {
 }
 
 // EntryURL is where nginx-external answers on a kind cluster: localhost
-// on its mapped host port (ALT_KIND_HTTP_PORT, 80 by default).
+// on its mapped host port, over HTTPS where cert-manager is deployed
+// (ALT_KIND_HTTPS_PORT, 443 by default; the certificate is the platform
+// CA's), else over plain HTTP (ALT_KIND_HTTP_PORT, 80 by default).
 func (e *Engine) EntryURL() string {
-	if e.Cfg.KindHTTPPort == 0 || e.Cfg.KindHTTPPort == 80 {
-		return "http://localhost/"
+	scheme, port, std := "http", e.Cfg.KindHTTPPort, 80
+	if e.Env["ALT_CERT_MANAGER"] == "on" {
+		scheme, port, std = "https", e.Cfg.KindHTTPSPort, 443
 	}
-	return fmt.Sprintf("http://localhost:%d/", e.Cfg.KindHTTPPort)
+	if port == 0 || port == std {
+		return scheme + "://localhost/"
+	}
+	return fmt.Sprintf("%s://localhost:%d/", scheme, port)
 }
 
 // CopyPlatform copies what a run deploys (the Skaffold files, the charts,

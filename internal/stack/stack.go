@@ -206,18 +206,30 @@ func (s *Stack) Names() []string {
 }
 
 // View applies a profile, and every conditional profile whose activation
-// the given environment satisfies, the way Skaffold does: a profile's
-// pointer sections replace the base ones whole, its non-empty lists replace
-// the base lists.
+// the given environment satisfies, the way Skaffold does: the activated
+// ones first (in the order they are written), then the named one, so a
+// named profile that restates a section wins over a conditional one
+// (Skaffold's schema.activatedProfiles); a profile's pointer sections
+// replace the base ones whole, its non-empty lists replace the base lists.
 func (l *Layer) View(profileName string, env func(string) string) (*View, error) {
 	if !slices.Contains(l.Profiles, profileName) {
 		return nil, fmt.Errorf("%s: profiles: no profile %q (defined: %s)", l.File, profileName, strings.Join(l.Profiles, ", "))
 	}
-	build, deploy := l.raw.Build, l.raw.Deploy
-	for _, p := range l.raw.Profiles {
-		if p.Name != profileName && !activated(p, env) {
-			continue
+	var order []profile
+	named := -1
+	for i, p := range l.raw.Profiles {
+		switch {
+		case activated(p, env):
+			order = append(order, p)
+		case p.Name == profileName && named < 0:
+			named = i
 		}
+	}
+	if named >= 0 {
+		order = append(order, l.raw.Profiles[named])
+	}
+	build, deploy := l.raw.Build, l.raw.Deploy
+	for _, p := range order {
 		if p.Build != nil {
 			merged := buildConfig{}
 			if build != nil {

@@ -289,3 +289,51 @@ func TestMermaid(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A conditional profile is applied before the profile named with -p, as
+// Skaffold does: prod, which restates deploy.helm, wins over it wherever
+// the two are written; dev, which restates nothing, gets it.
+func TestConditionalProfileBeforeTheNamedOne(t *testing.T) {
+	files := map[string]string{}
+	for k, v := range goodRepo {
+		files[k] = v
+	}
+	files["skaffold/02-app/skaffold.yaml"] += `  - name: quiet
+    activation:
+      - env: ALT_QUIET=on
+    deploy:
+      helm:
+        releases:
+          - <<: *app
+            valuesFiles: [values/app-quiet.yaml]
+`
+	files["skaffold/02-app/values/app-quiet.yaml"] = "replicas: 0\n"
+	dir := writeRepo(t, files)
+	if msg := check(t, dir); msg != "" {
+		t.Fatalf("repo has problems:\n%s", msg)
+	}
+	s, _ := Load(dir)
+	quiet := func(k string) string {
+		if k == "ALT_QUIET" {
+			return "on"
+		}
+		return ""
+	}
+	for _, c := range []struct {
+		profile string
+		env     func(string) string
+		want    string
+	}{
+		{"prod", quiet, "skaffold/02-app/values/app-prod.yaml"},
+		{"dev", quiet, "skaffold/02-app/values/app-quiet.yaml"},
+		{"dev", nil, ""},
+	} {
+		v, err := s.Layer("alt-app").View(c.profile, c.env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(v.Releases[0].ValuesFiles, ","); got != c.want {
+			t.Errorf("%s (conditional profile active: %v): values files %q, want %q", c.profile, c.env != nil, got, c.want)
+		}
+	}
+}
