@@ -8,9 +8,11 @@
 package ci
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,7 +90,12 @@ func Run(ctx context.Context, o Options) error {
 			}
 			r.Env = append(slices.Clone(env), "ALT_CHECK_NO_SKAFFOLD=1")
 		}
-		return r.Run(ctx, "go", "test", "-count=1", "-timeout=60m", "./...")
+		var out bytes.Buffer
+		err := r.Stream(ctx, io.MultiWriter(ui.Writer(), &out), "go", "test", "-count=1", "-timeout=60m", "./...")
+		if failed := failedTests(out.String()); err != nil && len(failed) > 0 {
+			err = fmt.Errorf("%w\nfailed:\n%s", err, strings.Join(failed, "\n"))
+		}
+		return err
 	})
 	return g.finish(graph, s)
 }
@@ -332,6 +339,18 @@ func (g *gate) finish(graph *stack.Graph, s *stack.Stack) error {
 		errs = append(errs, fmt.Errorf("%d check(s) failed: %s", len(failed), strings.Join(names, "; ")))
 	}
 	return errors.Join(errs...)
+}
+
+// failedTests are the lines of go test's output that name a failed test
+// or package, in order.
+func failedTests(out string) []string {
+	var failed []string
+	for _, l := range strings.Split(out, "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "--- FAIL: ") || strings.HasPrefix(l, "FAIL\t") {
+			failed = append(failed, strings.TrimRight(l, " \r"))
+		}
+	}
+	return failed
 }
 
 func tail(s string, n int) string { return strings.Join(run.Tail(s, n), "\n") }

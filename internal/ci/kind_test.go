@@ -106,3 +106,13 @@ func TestFinishRepeatsTheReasonsLast(t *testing.T) {
 		t.Fatalf("the reason is not printed after the table:\n%s", s)
 	}
 }
+
+// go test's failures are named by their test and package lines.
+func TestFailedTests(t *testing.T) {
+	out := "=== RUN   TestA\n--- FAIL: TestDayToDay (26.73s)\n    --- FAIL: TestDayToDay/status (0.05s)\n        day_test.go:67: boom\nFAIL\nFAIL\tgithub.com/x/engine\t414.037s\nok  \tgithub.com/x/kind\t45.394s\n"
+	got := strings.Join(failedTests(out), "|")
+	want := "--- FAIL: TestDayToDay (26.73s)|    --- FAIL: TestDayToDay/status (0.05s)|FAIL\tgithub.com/x/engine\t414.037s"
+	if got != want {
+		t.Fatalf("failedTests = %q, want %q", got, want)
+	}
+}
