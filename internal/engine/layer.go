@@ -223,8 +223,14 @@ func (e *Engine) applyAndVerify(ctx context.Context, v *stack.View, res *Result)
 		return failure{deployErr: err}
 	}
 	step.Done()
-	t0 = time.Now()
-	step = ui.Start("%s: verify", name)
+	return e.verify(ctx, v, res)
+}
+
+// verify waits, within ctx, until every object of the layer's releases is
+// Current (Jobs complete), and times it as the result's verify step.
+func (e *Engine) verify(ctx context.Context, v *stack.View, res *Result) failure {
+	t0 := time.Now()
+	step := ui.Start("%s: verify", v.Layer.Name)
 	ids, err := e.layerObjects(ctx, v)
 	var bad []Unhealthy
 	if err == nil {

@@ -110,20 +110,10 @@ func (e *Engine) rollback(ctx context.Context, v *stack.View) error {
 		step.Done()
 	}
 	res.took("rollback", t0)
-	t0 = time.Now()
-	step := ui.Start("%s: verify", name)
-	ids, err := e.layerObjects(lctx, v)
-	var bad []Unhealthy
-	if err == nil {
-		bad, err = e.rel.Wait(lctx, ids)
-	}
-	res.took("verify", t0)
-	if err != nil || len(bad) > 0 {
-		step.Fail()
+	if f := e.verify(lctx, v, res); !f.ok() {
 		e.state.ForgetRecord(context.WithoutCancel(ctx), name)
-		return e.fail(ctx, lctx, v, failure{err: err, bad: bad}, res)
+		return e.fail(ctx, lctx, v, f, res)
 	}
-	step.Done()
 	revs, err := e.revisions(ctx, v)
 	if err != nil {
 		return err
