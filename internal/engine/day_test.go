@@ -53,6 +53,30 @@ func TestDayToDay(t *testing.T) {
 		}
 	})
 
+	t.Run("status passes over a Job's failed attempt that a retry made good", func(t *testing.T) {
+		// A backup Job of the release that completed, and a pod of it that
+		// failed before (its first attempt).
+		restricted := `"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},` +
+			`"containers":[{"name":"backup","image":"alt/backup","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]`
+		job := filepath.Join(t.TempDir(), "job.json")
+		os.WriteFile(job, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"retried","namespace":"alt-operations"},`+
+			`"spec":{"template":{"metadata":{"labels":{"app.kubernetes.io/instance":"backups"}},"spec":{"restartPolicy":"Never",`+restricted+`}}}}`), 0o644)
+		p.kubectl("apply", "-f", job)
+		defer p.kubectl("delete", "job", "retried", "-n", "alt-operations", "--cascade=foreground")
+		p.kubectl("wait", "--for=condition=Complete", "job/retried", "-n", "alt-operations", "--timeout=60s")
+		uid := p.kubectl("get", "job", "retried", "-n", "alt-operations", "-o", "jsonpath={.metadata.uid}")
+		pod := filepath.Join(t.TempDir(), "pod.json")
+		os.WriteFile(pod, []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"retried-first","namespace":"alt-operations",`+
+			`"labels":{"app.kubernetes.io/instance":"backups"},`+
+			`"ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"retried","uid":"`+uid+`","controller":true}]},`+
+			`"spec":{"restartPolicy":"Never","nodeSelector":{"alt-platform.io/nowhere":"true"},`+restricted+`}}`), 0o644)
+		p.kubectl("apply", "-f", pod)
+		p.kubectl("patch", "pod", "retried-first", "-n", "alt-operations", "--subresource=status", "--type=merge", "-p", `{"status":{"phase":"Failed"}}`)
+		if out, err := p.mage(nil, "status"); err != nil {
+			t.Errorf("status with a completed Job's failed attempt: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("status passes over a pod on its way out", func(t *testing.T) {
 		// A rollout's old pod, not ready while it stops: a pod of the
 		// release, never scheduled, deleted and held by a finalizer.

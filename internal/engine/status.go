@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -145,9 +146,9 @@ func (e *Engine) releaseStatus(ctx context.Context, k *Kube, name, namespace str
 	podWorst := ""
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.Status.Phase == corev1.PodSucceeded || p.DeletionTimestamp != nil {
-			// Done, or on its way out (a rollout's old pod): its
-			// workload's status says whether enough others serve.
+		if p.Status.Phase == corev1.PodSucceeded || p.DeletionTimestamp != nil || (p.Status.Phase == corev1.PodFailed && k.retriedToCompletion(ctx, p)) {
+			// Done, on its way out (a rollout's old pod), or a Job's
+			// failed attempt that a later one made good.
 			continue
 		}
 		rs.Pods++
@@ -176,4 +177,24 @@ func (e *Engine) releaseStatus(ctx context.Context, k *Kube, name, namespace str
 	}
 	rs.Worst = strings.Join(worst, "; ")
 	return rs, nil
+}
+
+// retriedToCompletion reports whether a pod belongs to a Job that has
+// completed: its failure was one attempt of the Job's, retried until one
+// succeeded.
+func (k *Kube) retriedToCompletion(ctx context.Context, p *corev1.Pod) bool {
+	owner := metav1.GetControllerOf(p)
+	if owner == nil || owner.Kind != "Job" {
+		return false
+	}
+	job, err := k.Client.BatchV1().Jobs(p.Namespace).Get(ctx, owner.Name, metav1.GetOptions{})
+	if err != nil || job.UID != owner.UID {
+		return false
+	}
+	for _, c := range job.Status.Conditions {
+		if c.Type == batchv1.JobComplete && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
