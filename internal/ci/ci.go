@@ -235,7 +235,7 @@ func (g *gate) deploy(ctx context.Context) {
 		name string
 		want engine.Action
 	}{{"all from empty", engine.Deployed}, {"all again: every layer unchanged", engine.Unchanged}} {
-		g.layerPass("deploy", dir, pass.name, pass.want, func() error {
+		results, _ := g.layerPass("deploy", dir, pass.name, every(pass.want), func() error {
 			cmd := exec.CommandContext(ctx, g.o.Self, "all")
 			cmd.Dir = dir
 			cmd.Env = append(os.Environ(), "ALT_CLUSTER=sim", "ALT_PROFILE=dev")
@@ -244,13 +244,16 @@ func (g *gate) deploy(ctx context.Context) {
 			}
 			return nil
 		})
+		if pass.want == engine.Deployed {
+			g.cold = results
+		}
 	}
 }
 
 // layerPass runs one deploy of every layer (run) in the platform copy dir
-// as the check name of stage, which fails unless every layer ended as
-// want, and records each layer's result as its own case.
-func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func() error) error {
+// as the check name of stage, which fails unless each layer ended as want
+// says, and records each layer's result as its own case.
+func (g *gate) layerPass(stage, dir, name string, want func(layer string) engine.Action, run func() error) ([]engine.Result, error) {
 	var results []engine.Result
 	err := g.add(stage, name, func() error {
 		err := run()
@@ -260,18 +263,15 @@ func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func()
 		}
 		var wrong []string
 		for _, r := range results {
-			if r.Action != want {
-				wrong = append(wrong, fmt.Sprintf("%s %s", r.Layer, r.Action))
+			if r.Action != want(r.Layer) {
+				wrong = append(wrong, fmt.Sprintf("%s %s (want %s)", r.Layer, r.Action, want(r.Layer)))
 			}
 		}
 		if len(wrong) > 0 {
-			return fmt.Errorf("want every layer %s, got: %s", want, strings.Join(wrong, ", "))
+			return fmt.Errorf("layers that did not end as wanted: %s", strings.Join(wrong, ", "))
 		}
 		return nil
 	})
-	if stage == "deploy" && want == engine.Deployed {
-		g.cold = results
-	}
 	for _, r := range results {
 		c := report.Case{Suite: stage + ": " + name, Name: r.Layer, Duration: r.Duration}
 		switch r.Action {
@@ -282,7 +282,12 @@ func (g *gate) layerPass(stage, dir, name string, want engine.Action, run func()
 		}
 		g.cases = append(g.cases, c)
 	}
-	return err
+	return results, err
+}
+
+// every wants the same action of every layer.
+func every(a engine.Action) func(string) engine.Action {
+	return func(string) engine.Action { return a }
 }
 
 // finish writes the reports and prints the table of checks.

@@ -152,7 +152,11 @@ func (g *gate) day(ctx context.Context, dir, tree string, env []string, entry st
 		if _, err := watch.await(regexp.MustCompile(`watching alt-backend \(alt-core-services\)`), 5*time.Minute); err != nil {
 			return err
 		}
-		_, err = awaitVersion(ctx, forward+"/ci-watch", "alt-backend", "", 30*time.Second)
+		_, cfg, err := standinConfig(tree, c.Service("alt-backend").Context)
+		if err != nil {
+			return err
+		}
+		_, err = awaitVersion(ctx, forward+"/ci-watch", "alt-backend", cfg.Version, 30*time.Second)
 		return err
 	})
 	// What logs must show: the rebuilt stand-in's start, or any start when
@@ -242,17 +246,27 @@ func (g *gate) day(ctx context.Context, dir, tree string, env []string, entry st
 	})
 }
 
-// setStandinVersion edits the version a stand-in's build context gives
-// its image (standin/config.json there): a source change.
-func setStandinVersion(tree, context, version string) error {
+// standinConfig reads the configuration a stand-in's build context gives
+// its image (standin/config.json there).
+func standinConfig(tree, context string) (string, *standin.Config, error) {
 	path := filepath.Join(tree, context, "standin", "config.json")
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return err
+		return path, nil, err
 	}
 	var cfg standin.Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return path, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return path, &cfg, nil
+}
+
+// setStandinVersion edits the version a stand-in's build context gives
+// its image: a source change.
+func setStandinVersion(tree, context, version string) error {
+	path, cfg, err := standinConfig(tree, context)
+	if err != nil {
+		return err
 	}
 	cfg.Version = version
 	out, err := json.MarshalIndent(cfg, "", "  ")

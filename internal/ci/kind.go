@@ -112,7 +112,7 @@ func (g *gate) kindStage(ctx context.Context) {
 		name string
 		want engine.Action
 	}{{"dev with stand-ins: every layer Ready on a real kubelet", engine.Deployed}, {"dev again: every layer unchanged", engine.Unchanged}} {
-		if err := g.layerPass("kind", dir, pass.name, pass.want, func() error {
+		if _, err := g.layerPass("kind", dir, pass.name, every(pass.want), func() error {
 			_, err := target(60*time.Minute, nil, "dev")
 			return err
 		}); err != nil {
@@ -123,6 +123,31 @@ func (g *gate) kindStage(ctx context.Context) {
 				return checkRoutes(ctx, g.o.Repo, entry)
 			})
 		}
+	}
+	// The edit-and-dev loop: a source change rebuilds its image and rolls
+	// out only its layer. (Its tag may be the same <commit>-dirty as
+	// before; the digest the push gave pins the new image.)
+	version := fmt.Sprintf("ci-dev-%d", time.Now().Unix())
+	if _, err := g.layerPass("kind", dir, "dev after a saved change of alt-backend's stand-in source: only 04 is redeployed", func(layer string) engine.Action {
+		if layer == "alt-core-services" {
+			return engine.Deployed
+		}
+		return engine.Unchanged
+	}, func() error {
+		c, err := contract.Load(g.o.Repo)
+		if err != nil {
+			return err
+		}
+		if err := setStandinVersion(tree, c.Service("alt-backend").Context, version); err != nil {
+			return err
+		}
+		_, err = target(30*time.Minute, nil, "dev")
+		return err
+	}); err == nil {
+		g.add("kind", "the new alt-backend answers through nginx-external with the changed source", func() error {
+			_, err := awaitVersion(ctx, entry+"api/backend/ci-dev", "alt-backend", version, time.Minute)
+			return err
+		})
 	}
 	g.day(ctx, dir, tree, env, entry)
 	g.add("kind", "a stand-in told to crash fails dev with a diagnosis (pod, last state, probe failure)", func() error {
