@@ -41,15 +41,17 @@ func Quotas(objs []*Object) error {
 			}
 		}
 		need := map[string]*usage{}
+		at := func(ns string) *usage {
+			if need[ns] == nil {
+				need[ns] = &usage{total: corev1.ResourceList{}}
+			}
+			return need[ns]
+		}
 		for _, w := range workloads(groups[p]) {
 			if quotas[w.obj.Namespace] == nil {
 				continue
 			}
-			u := need[w.obj.Namespace]
-			if u == nil {
-				u = &usage{total: corev1.ResourceList{}}
-				need[w.obj.Namespace] = u
-			}
+			u := at(w.obj.Namespace)
 			pods, surge := podCount(w)
 			per := podResources(w.spec, defaults[w.obj.Namespace])
 			per[corev1.ResourcePods] = resource.MustParse("1")
@@ -60,12 +62,7 @@ func Quotas(objs []*Object) error {
 		}
 		for _, o := range groups[p] {
 			if c, ok := typed(o).(*corev1.PersistentVolumeClaim); ok && quotas[o.Namespace] != nil {
-				u := need[o.Namespace]
-				if u == nil {
-					u = &usage{total: corev1.ResourceList{}}
-					need[o.Namespace] = u
-				}
-				u.add(claimResources(*c), 1, o.ID())
+				at(o.Namespace).add(claimResources(*c), 1, o.ID())
 			}
 		}
 		for ns, u := range need {
