@@ -65,7 +65,13 @@ func Quotas(objs []*Object) error {
 				at(o.Namespace).add(claimResources(*c), 1, o.ID())
 			}
 		}
-		for ns, u := range need {
+		nss := make([]string, 0, len(need))
+		for ns := range need {
+			nss = append(nss, ns)
+		}
+		sort.Strings(nss)
+		for _, ns := range nss {
+			u := need[ns]
 			q := typed(quotas[ns]).(*corev1.ResourceQuota)
 			for _, name := range sortedResources(q.Spec.Hard) {
 				hard, have := q.Spec.Hard[name], u.total[name]
