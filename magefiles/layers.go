@@ -14,7 +14,7 @@ import (
 // the graph is written (internal/stack reads it back for checks and plans).
 //
 // Every layer target reads ALT_PROFILE, ALT_CLUSTER, ALT_KUBE_CONTEXT,
-// ALT_SRC, ALT_REGISTRY, ALT_TOOLS_DIR, ALT_FORCE_CONTEXT,
+// ALT_SRC, ALT_REGISTRY, ALT_RELEASE, ALT_TOOLS_DIR, ALT_FORCE_CONTEXT,
 // ALT_LAYER_TIMEOUT, ALT_CERT_MANAGER and ALT_OTHER_PROFILE (see `config:show`).
 
 // Foundation deploys 01-foundation: namespaces, policies, PKI.
