@@ -134,9 +134,9 @@ func Load(env Env, docker Docker) (*Config, error) {
 		src.Value = abs
 	}
 
-	registry := get("ALT_REGISTRY", "", "image registry that staging and prod push to and pull from")
+	registry := get("ALT_REGISTRY", "", "image registry that staging pushes to (prod deploys the references of the release file and builds nothing)")
 	knownProfile := slices.Contains(Profiles, profile.Value)
-	if knownProfile && profile.Value != "dev" && registry.Value == "" {
+	if profile.Value == "staging" && registry.Value == "" {
 		errs = append(errs, fmt.Errorf("ALT_REGISTRY: required for ALT_PROFILE=%s (images are pushed there)", profile.Value))
 	}
 

@@ -45,8 +45,15 @@ func TestLoad(t *testing.T) {
 			}},
 		{name: "unknown profile", env: map[string]string{"ALT_PROFILE": "qa"}, docker: noDocker,
 			wantErr: []string{`ALT_PROFILE="qa"`, "dev, staging, prod"}},
-		{name: "all problems at once", env: map[string]string{"ALT_PROFILE": "prod", "ALT_CLUSTER": "minikube", "ALT_TOOLS_DIR": "rel"}, docker: noDocker,
-			wantErr: []string{`ALT_CLUSTER="minikube"`, "ALT_REGISTRY: required for ALT_PROFILE=prod", `ALT_TOOLS_DIR="rel"`}},
+		{name: "all problems at once", env: map[string]string{"ALT_PROFILE": "staging", "ALT_CLUSTER": "minikube", "ALT_TOOLS_DIR": "rel"}, docker: noDocker,
+			wantErr: []string{`ALT_CLUSTER="minikube"`, "ALT_REGISTRY: required for ALT_PROFILE=staging", `ALT_TOOLS_DIR="rel"`}},
+		{name: "prod builds nothing: no registry needed", env: map[string]string{"ALT_PROFILE": "prod", "ALT_CLUSTER": "context", "ALT_KUBE_CONTEXT": "gke-prod"}, docker: noDocker,
+			want: func(c *Config) string {
+				if c.Registry != "" {
+					return "registry " + c.Registry
+				}
+				return ""
+			}},
 		{name: "context needs a name", env: map[string]string{"ALT_CLUSTER": "context"}, docker: noDocker,
 			wantErr: []string{"ALT_KUBE_CONTEXT: required"}},
 		{name: "context name without context cluster", env: map[string]string{"ALT_KUBE_CONTEXT": "prod-eu"}, docker: noDocker,
