@@ -2,6 +2,8 @@ package check
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -65,15 +67,10 @@ func Quotas(objs []*Object) error {
 				at(o.Namespace).add(claimResources(*c), 1, o.ID())
 			}
 		}
-		nss := make([]string, 0, len(need))
-		for ns := range need {
-			nss = append(nss, ns)
-		}
-		sort.Strings(nss)
-		for _, ns := range nss {
+		for _, ns := range slices.Sorted(maps.Keys(need)) {
 			u := need[ns]
 			q := typed(quotas[ns]).(*corev1.ResourceQuota)
-			for _, name := range sortedResources(q.Spec.Hard) {
+			for _, name := range slices.Sorted(maps.Keys(q.Spec.Hard)) {
 				hard, have := q.Spec.Hard[name], u.total[name]
 				if have.Cmp(hard) > 0 {
 					ps = append(ps, quotas[ns].problem("namespace %s: %s: the rendered objects need %s at once, the quota allows %s (biggest: %s)",
@@ -218,13 +215,4 @@ func claimResources(c corev1.PersistentVolumeClaim) corev1.ResourceList {
 		l[corev1.ResourceRequestsStorage] = q
 	}
 	return l
-}
-
-func sortedResources(l corev1.ResourceList) []corev1.ResourceName {
-	var names []corev1.ResourceName
-	for n := range l {
-		names = append(names, n)
-	}
-	sort.Slice(names, func(i, j int) bool { return names[i] < names[j] })
-	return names
 }

@@ -227,8 +227,13 @@ func (k *Kube) objectStatus(ctx context.Context, u *unstructured.Unstructured) (
 }
 
 // bindsOnFirstConsumer reports whether the StorageClass (the cluster's
-// default one for "") binds its claims WaitForFirstConsumer.
+// default one for "") binds its claims WaitForFirstConsumer. A class's
+// binding mode cannot change, so each answer found is kept: verification
+// asks again on every watch event.
 func (k *Kube) bindsOnFirstConsumer(ctx context.Context, class string) bool {
+	if v, ok := k.firstConsumer.Load(class); ok {
+		return v.(bool)
+	}
 	classes, err := k.Client.StorageV1().StorageClasses().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return false
@@ -236,7 +241,9 @@ func (k *Kube) bindsOnFirstConsumer(ctx context.Context, class string) bool {
 	for _, sc := range classes.Items {
 		isDefault := sc.Annotations["storageclass.kubernetes.io/is-default-class"] == "true"
 		if sc.Name == class || (class == "" && isDefault) {
-			return sc.VolumeBindingMode != nil && *sc.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
+			waits := sc.VolumeBindingMode != nil && *sc.VolumeBindingMode == storagev1.VolumeBindingWaitForFirstConsumer
+			k.firstConsumer.Store(class, waits)
+			return waits
 		}
 	}
 	return false

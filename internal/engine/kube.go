@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -36,6 +37,10 @@ type Kube struct {
 	Client  kubernetes.Interface
 	Dynamic dynamic.Interface
 	Mapper  *restmapper.DeferredDiscoveryRESTMapper
+
+	// firstConsumer keeps, per StorageClass, whether it binds claims
+	// WaitForFirstConsumer (bindsOnFirstConsumer).
+	firstConsumer sync.Map
 }
 
 // Connect builds clients from a kubeconfig file and checks that the API

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/alt-platform/orchestration/internal/config"
@@ -46,8 +47,8 @@ type ReleaseLayer struct {
 // pinnedRE is an image reference pinned by digest.
 var pinnedRE = regexp.MustCompile(`^[^\s@]+@sha256:[0-9a-f]{64}$`)
 
-// Pinned reports whether ref names its image by digest.
-func Pinned(ref string) bool { return pinnedRE.MatchString(ref) }
+// pinned reports whether ref names its image by digest.
+func pinned(ref string) bool { return pinnedRE.MatchString(ref) }
 
 // releasePath is ALT_RELEASE, relative paths taken from the repository.
 func (e *Engine) releasePath() string {
@@ -75,8 +76,8 @@ func ReadRelease(path string) (*Release, error) {
 	if r.Profile != "staging" {
 		errs = append(errs, fmt.Errorf("%s: profile %q: prod promotes only what staging verified", path, r.Profile))
 	}
-	for _, img := range sortedKeys(r.Images) {
-		if !Pinned(r.Images[img]) {
+	for _, img := range slices.Sorted(maps.Keys(r.Images)) {
+		if !pinned(r.Images[img]) {
 			errs = append(errs, fmt.Errorf("%s: images.%s: %q is not pinned by digest (want name@sha256:<64 hex>); prod refuses it", path, img, r.Images[img]))
 		}
 	}
@@ -163,7 +164,7 @@ func (e *Engine) writeRelease(ctx context.Context) error {
 		r.Layers[l] = ReleaseLayer{Time: rec.Time, Digest: rec.Digest}
 		r.Verified = max(r.Verified, rec.Time)
 		for img, ref := range recordedImages(rec) {
-			if !Pinned(ref) {
+			if !pinned(ref) {
 				return fmt.Errorf("release file: image %s of %s was deployed as %q, not pinned by digest (was it pushed to ALT_REGISTRY?)", img, l, ref)
 			}
 			r.Images[img] = ref
@@ -185,13 +186,4 @@ func (e *Engine) writeRelease(ctx context.Context) error {
 		ui.Warn("release file: %s left out (no verified staging deploy, or watch changed it since)", strings.Join(left, ", "))
 	}
 	return nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
